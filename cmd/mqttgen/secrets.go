@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttgen/mqttgen/schema"
+	"github.com/mqttgen/mqttgen/secrets"
+	"github.com/mqttgen/mqttgen/workspace"
+)
+
+func newSecretsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "secrets",
+		Short: "Show and rotate passwords",
+		Long: `Passwords never live in home.cue. mqttgen generates each user's and device's
+password on first need (32 random URL-safe characters) into the state directory,
+or reads it from where home.cue says (password: file: PATH or env: NAME).`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "show USER [PATH]",
+		Short:   "Print a user's password alone on stdout",
+		Example: `  mqttgen secrets show homeassistant | wl-copy`,
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, account, err := g.account(cmd, args)
+			if err != nil {
+				return err
+			}
+			pw, err := h.Secrets.Password(account.Name, account.Password)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), pw)
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rotate USER [PATH]",
+		Short: "Replace a generated password",
+		Long: `rotate replaces a generated password in the state directory. The new password
+takes effect at the next render (and apply); it is not printed: use
+"mqttgen secrets show USER" to hand it to the client.`,
+		Example: `  mqttgen secrets rotate zigbee2mqtt && mqttgen render -o out`,
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, account, err := g.account(cmd, args)
+			if err != nil {
+				return err
+			}
+			if account.Password != nil {
+				return fmt.Errorf("the password of %s comes from %s: change it there", account.Name, secrets.Source(account.Password))
+			}
+			if _, err := h.Secrets.Rotate(account.Name); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rotated the password of %s: render or apply to use it\n", account.Name)
+			return nil
+		},
+	})
+	return cmd
+}
+
+// account finds USER among the home's users and devices.
+func (g *globals) account(cmd *cobra.Command, args []string) (*workspace.Home, schema.Account, error) {
+	h, err := g.open(pathArg(args[1:]), cmd.ErrOrStderr())
+	if err != nil {
+		return nil, schema.Account{}, err
+	}
+	var names []string
+	for _, a := range h.Config.Accounts() {
+		if a.Name == args[0] {
+			return h, a, nil
+		}
+		names = append(names, a.Name)
+	}
+	return nil, schema.Account{}, fmt.Errorf("no user or device %q: the home has %s", args[0], strings.Join(names, ", "))
+}

@@ -1,0 +1,104 @@
+// Package generators turns a checked home into the files a broker runs on.
+// Every generator is a pure function of the Config and the Inputs that
+// packages secrets and pki resolved beforehand: the same home and secrets
+// give byte-identical files.
+package generators
+
+import (
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/mqttgen/mqttgen/schema"
+)
+
+// Layout says where the broker finds its files.
+type Layout struct {
+	// ConfigDir holds mosquitto.conf, passwd, acl and certs/ as the broker sees them.
+	ConfigDir string
+	DataDir   string
+	LogDir    string
+	// RunAs is Mosquitto's `user` option; empty keeps the broker's default.
+	RunAs string
+}
+
+// ContainerLayout is the layout of the eclipse-mosquitto image.
+var ContainerLayout = Layout{ConfigDir: "/mosquitto/config", DataDir: "/mosquitto/data", LogDir: "/mosquitto/log"}
+
+// LocalLayout runs the broker on this host from files rendered into dir
+// (absolute). runAs is the user a broker started as root drops to; empty
+// when it is started as another user, who keeps running it.
+func LocalLayout(dir, runAs string) Layout {
+	return Layout{ConfigDir: path.Join(dir, "config"), DataDir: path.Join(dir, "data"), LogDir: path.Join(dir, "log"), RunAs: runAs}
+}
+
+// Certs are the PEM files of the TLS listeners.
+type Certs struct {
+	ServerCert, ServerKey []byte
+	// ClientCA verifies client certificates: mqttgen's CA or the user's ca_file.
+	ClientCA []byte
+	// CA is the certificate clients trust, when mqttgen made the server's.
+	CA []byte
+}
+
+// Inputs are what rendering needs besides the home.
+type Inputs struct {
+	Layout Layout
+	// Hashes of every account's password, by account name.
+	Hashes map[string]string
+	// BridgePasswords by bridge name.
+	BridgePasswords map[string]string
+	// BridgeCAs: PEM of each bridge's ca_file, by bridge name.
+	BridgeCAs map[string][]byte
+	// Certs is nil when no listener serves TLS.
+	Certs *Certs
+}
+
+// File is one rendered file, its path relative to the output folder.
+type File struct {
+	Path string
+	Mode fs.FileMode
+	Data []byte
+}
+
+const (
+	secretMode fs.FileMode = 0o600
+	publicMode fs.FileMode = 0o644
+)
+
+// Render returns every file of the home, sorted by path.
+func Render(cfg *schema.Config, in Inputs) []File {
+	files := []File{
+		MosquittoConf(cfg, in),
+		Passwd(cfg, in.Hashes),
+		ACL(cfg),
+	}
+	files = append(files, CertFiles(cfg, in)...)
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	return files
+}
+
+// certPath is where the broker finds a file of certs/.
+func certPath(l Layout, name string) string { return path.Join(l.ConfigDir, "certs", name) }
+
+// CertFiles are the certificates and keys the listeners and bridges use.
+func CertFiles(cfg *schema.Config, in Inputs) []File {
+	var out []File
+	if c := in.Certs; c != nil {
+		out = append(out,
+			File{"config/certs/server.crt", publicMode, c.ServerCert},
+			File{"config/certs/server.key", secretMode, c.ServerKey},
+		)
+		if c.CA != nil {
+			out = append(out, File{"config/certs/ca.crt", publicMode, c.CA})
+		}
+		if cfg.TLS != nil && cfg.TLS.RequireClientCertificate {
+			out = append(out, File{"config/certs/client-ca.crt", publicMode, c.ClientCA})
+		}
+	}
+	for _, name := range schema.SortedKeys(in.BridgeCAs) {
+		out = append(out, File{"config/certs/bridge-" + name + "-ca.crt", publicMode, in.BridgeCAs[name]})
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+// Package passwd reads, writes and verifies Mosquitto password files.
+//
+// Lines are "user:hash". mqttgen writes the $7$ form (PBKDF2-HMAC-SHA512 with
+// a 12-byte salt and a 64-byte key, which both Mosquitto 2.0 and 2.1 read) and
+// verifies the older $6$ form (SHA-512 of password and salt) too.
+package passwd
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+const (
+	saltLen = 12 // Mosquitto 2.0 refuses any other length
+	keyLen  = 64
+)
+
+// Hash returns a new $7$ hash of password with a random salt.
+func Hash(password string, iterations int) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	return hash7(password, salt, iterations)
+}
+
+func hash7(password string, salt []byte, iterations int) (string, error) {
+	if iterations < 1 {
+		return "", fmt.Errorf("iterations must be at least 1, not %d", iterations)
+	}
+	key, err := pbkdf2.Key(sha512.New, password, salt, iterations, keyLen)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.StdEncoding
+	return fmt.Sprintf("$7$%d$%s$%s", iterations, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
+}
+
+// Parsed is a hash taken apart.
+type Parsed struct {
+	Kind       int // 6 or 7
+	Iterations int // $7$ only
+	Salt, Key  []byte
+}
+
+// ParseHash takes a $6$ or $7$ hash apart, refusing what Mosquitto 2.0 cannot read.
+func ParseHash(h string) (Parsed, error) {
+	parts := strings.Split(h, "$")
+	enc := base64.StdEncoding
+	switch {
+	case len(parts) == 5 && parts[0] == "" && parts[1] == "7":
+		it, err := strconv.Atoi(parts[2])
+		if err != nil || it < 1 {
+			return Parsed{}, fmt.Errorf("bad iteration count %q", parts[2])
+		}
+		salt, err1 := enc.DecodeString(parts[3])
+		key, err2 := enc.DecodeString(parts[4])
+		if err1 != nil || err2 != nil {
+			return Parsed{}, errors.New("salt or hash is not base64")
+		}
+		if len(salt) != saltLen || len(key) != keyLen {
+			return Parsed{}, fmt.Errorf("salt must be %d bytes and hash %d bytes, as Mosquitto 2.0 requires", saltLen, keyLen)
+		}
+		return Parsed{Kind: 7, Iterations: it, Salt: salt, Key: key}, nil
+	case len(parts) == 4 && parts[0] == "" && parts[1] == "6":
+		salt, err1 := enc.DecodeString(parts[2])
+		key, err2 := enc.DecodeString(parts[3])
+		if err1 != nil || err2 != nil || len(salt) == 0 || len(key) != sha512.Size {
+			return Parsed{}, errors.New("malformed $6$ hash")
+		}
+		return Parsed{Kind: 6, Salt: salt, Key: key}, nil
+	}
+	return Parsed{}, errors.New("not a $6$ or $7$ hash")
+}
+
+// Verify reports whether password matches the hash h.
+func Verify(h, password string) bool {
+	p, err := ParseHash(h)
+	if err != nil {
+		return false
+	}
+	var key []byte
+	switch p.Kind {
+	case 7:
+		key, err = pbkdf2.Key(sha512.New, password, p.Salt, p.Iterations, keyLen)
+		if err != nil {
+			return false
+		}
+	case 6:
+		sum := sha512.Sum512(append([]byte(password), p.Salt...))
+		key = sum[:]
+	}
+	return subtle.ConstantTimeCompare(key, p.Key) == 1
+}
+
+// Entry is one line of a password file.
+type Entry struct {
+	User, Hash string
+}
+
+// Format writes entries as a password file, in the order given.
+func Format(entries []Entry) []byte {
+	var b bytes.Buffer
+	for _, e := range entries {
+		fmt.Fprintf(&b, "%s:%s\n", e.User, e.Hash)
+	}
+	return b.Bytes()
+}
+
+// Parse reads a password file. Every hash must be one Mosquitto 2.0 reads:
+// the broker silently drops a user whose hash it cannot decode.
+func Parse(r io.Reader) ([]Entry, error) {
+	var out []Entry
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, h, ok := strings.Cut(line, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("line %d: want user:hash", n)
+		}
+		if _, err := ParseHash(h); err != nil {
+			return nil, fmt.Errorf("line %d: user %s: %v", n, user, err)
+		}
+		if seen[user] {
+			return nil, fmt.Errorf("line %d: user %s appears twice", n, user)
+		}
+		seen[user] = true
+		out = append(out, Entry{user, h})
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,250 @@
+package schema
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Config is a home.cue after validation: every default filled in, every
+// field checked. The json tags are the field names users write.
+type Config struct {
+	Broker        Broker              `json:"broker"`
+	Listeners     map[string]Listener `json:"listeners"`
+	TLS           *TLS                `json:"tls,omitempty"`
+	Anonymous     Anonymous           `json:"anonymous"`
+	Users         map[string]User     `json:"users"`
+	Patterns      []string            `json:"patterns"`
+	DevicesTopic  string              `json:"devices_topic"`
+	Devices       map[string]Device   `json:"devices"`
+	Persistence   Persistence         `json:"persistence"`
+	Logging       Logging             `json:"logging"`
+	Limits        Limits              `json:"limits"`
+	Bridges       map[string]Bridge   `json:"bridges"`
+	Backup        *Backup             `json:"backup,omitempty"`
+	HomeAssistant *HomeAssistant      `json:"homeassistant,omitempty"`
+	Zigbee2MQTT   *Zigbee2MQTT        `json:"zigbee2mqtt,omitempty"`
+	Monitoring    Monitoring          `json:"monitoring"`
+	Deploy        Deploy              `json:"deploy"`
+
+	pos *positions
+}
+
+// Errorf makes a diagnostic at the user's text of path (e.g.
+// "users.admin.password"), for problems found after loading.
+func (c *Config) Errorf(path, format string, args ...any) Diagnostic {
+	d := Diagnostic{Path: path, Msg: fmt.Sprintf(format, args...)}
+	if c.pos != nil {
+		d.Pos = c.pos.of(path)
+	}
+	return d
+}
+
+// Broker engines.
+const (
+	EngineMosquitto = "mosquitto"
+	EngineMqttgen   = "mqttgen"
+)
+
+// DefaultMosquittoImage is the image of engine "mosquitto" when none is set.
+const DefaultMosquittoImage = "eclipse-mosquitto:2.0.20"
+
+type Broker struct {
+	Engine             string `json:"engine"`
+	Image              string `json:"image,omitempty"`
+	Hostname           string `json:"hostname"`
+	PasswordIterations int    `json:"password_iterations"`
+}
+
+type Listener struct {
+	Port      int    `json:"port"`
+	Bind      string `json:"bind,omitempty"`
+	Protocol  string `json:"protocol"`
+	TLS       bool   `json:"tls"`
+	Anonymous *bool  `json:"anonymous,omitempty"`
+}
+
+type TLS struct {
+	ServerNames              []string `json:"server_names"`
+	MinVersion               string   `json:"min_version"`
+	RequireClientCertificate bool     `json:"require_client_certificate"`
+	CertFile                 string   `json:"cert_file,omitempty"`
+	KeyFile                  string   `json:"key_file,omitempty"`
+	CAFile                   string   `json:"ca_file,omitempty"`
+}
+
+type Anonymous struct {
+	Allowed bool     `json:"allowed"`
+	ACL     []string `json:"acl"`
+}
+
+// Secret names where an existing password lives. Exactly one field is set.
+type Secret struct {
+	File string `json:"file,omitempty"`
+	Env  string `json:"env,omitempty"`
+}
+
+type User struct {
+	Password *Secret  `json:"password,omitempty"`
+	Preset   string   `json:"preset,omitempty"`
+	ACL      []string `json:"acl"`
+}
+
+type Device struct {
+	Publishes    []string          `json:"publishes"`
+	Subscribes   []string          `json:"subscribes"`
+	Password     *Secret           `json:"password,omitempty"`
+	Manufacturer string            `json:"manufacturer,omitempty"`
+	Model        string            `json:"model,omitempty"`
+	Entities     map[string]Entity `json:"entities"`
+}
+
+type Entity struct {
+	Component   string `json:"component"`
+	Name        string `json:"name,omitempty"`
+	DeviceClass string `json:"device_class,omitempty"`
+	Unit        string `json:"unit,omitempty"`
+	State       string `json:"state,omitempty"`
+	Command     string `json:"command,omitempty"`
+}
+
+type Persistence struct {
+	Enabled          bool   `json:"enabled"`
+	AutosaveInterval string `json:"autosave_interval"`
+}
+
+type Logging struct {
+	Destinations       []string `json:"destinations"`
+	Types              []string `json:"types"`
+	ConnectionMessages bool     `json:"connection_messages"`
+	Timestamps         bool     `json:"timestamps"`
+}
+
+type Limits struct {
+	MaxConnections             int    `json:"max_connections"`
+	MaxPacketSize              string `json:"max_packet_size,omitempty"`
+	MaxQueuedMessages          int    `json:"max_queued_messages"`
+	MaxInflightMessages        int    `json:"max_inflight_messages"`
+	PersistentClientExpiration string `json:"persistent_client_expiration,omitempty"`
+	MaxKeepalive               string `json:"max_keepalive,omitempty"`
+}
+
+type Bridge struct {
+	Address      string        `json:"address"`
+	TLS          bool          `json:"tls"`
+	Protocol     string        `json:"protocol"`
+	ClientID     string        `json:"client_id,omitempty"`
+	Username     string        `json:"username,omitempty"`
+	Password     *Secret       `json:"password,omitempty"`
+	CAFile       string        `json:"ca_file,omitempty"`
+	CleanSession bool          `json:"clean_session"`
+	Topics       []BridgeTopic `json:"topics"`
+}
+
+type BridgeTopic struct {
+	Pattern      string `json:"pattern"`
+	Direction    string `json:"direction"`
+	QoS          int    `json:"qos"`
+	LocalPrefix  string `json:"local_prefix,omitempty"`
+	RemotePrefix string `json:"remote_prefix,omitempty"`
+}
+
+type Backup struct {
+	Dir      string `json:"dir"`
+	Keep     int    `json:"keep"`
+	Schedule string `json:"schedule,omitempty"`
+}
+
+type HomeAssistant struct {
+	User            string `json:"user"`
+	DiscoveryPrefix string `json:"discovery_prefix"`
+}
+
+type Zigbee2MQTT struct {
+	User      string `json:"user"`
+	BaseTopic string `json:"base_topic"`
+}
+
+type Monitoring struct {
+	Prometheus Prometheus `json:"prometheus"`
+}
+
+type Prometheus struct {
+	Enabled bool   `json:"enabled"`
+	Port    int    `json:"port"`
+	User    string `json:"user"`
+}
+
+type Deploy struct {
+	Project string `json:"project"`
+}
+
+// Image is the broker image: the configured one, or the engine's default.
+func (b Broker) ImageRef() string {
+	if b.Image != "" {
+		return b.Image
+	}
+	if b.Engine == EngineMqttgen {
+		return "mqttgen/broker:latest"
+	}
+	return DefaultMosquittoImage
+}
+
+// Account is one login of the broker: a user or a device.
+type Account struct {
+	Name     string
+	Password *Secret
+	Device   bool
+}
+
+// Accounts lists every login, users and devices, sorted by name.
+func (c *Config) Accounts() []Account {
+	var out []Account
+	for name, u := range c.Users {
+		out = append(out, Account{Name: name, Password: u.Password})
+	}
+	for name, d := range c.Devices {
+		out = append(out, Account{Name: name, Password: d.Password, Device: true})
+	}
+	slices.SortFunc(out, func(a, b Account) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// HasTLS reports whether any listener serves TLS.
+func (c *Config) HasTLS() bool {
+	for _, l := range c.Listeners {
+		if l.TLS {
+			return true
+		}
+	}
+	return false
+}
+
+// AnonymousOn reports whether the listener admits clients without a login.
+func (c *Config) AnonymousOn(l Listener) bool {
+	if l.Anonymous != nil {
+		return *l.Anonymous
+	}
+	return c.Anonymous.Allowed
+}
+
+// PerListenerSettings reports whether a listener overrides anonymous access,
+// which Mosquitto can express only with per_listener_settings.
+func (c *Config) PerListenerSettings() bool {
+	for _, l := range c.Listeners {
+		if l.Anonymous != nil && *l.Anonymous != c.Anonymous.Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+// SortedKeys returns the keys of a map in order, for deterministic output.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
