@@ -36,6 +36,9 @@ func check(cfg *Config, pos *positions) Diagnostics {
 	c.persistenceAndLimits()
 	c.bridges()
 	c.backup()
+	if !projectRE.MatchString(cfg.Deploy.Project) {
+		c.errorf("deploy.project", "%q is not a compose project name: lower-case letters, digits, '_' and '-', starting with a letter or digit", cfg.Deploy.Project)
+	}
 	return c.diags
 }
 
@@ -47,6 +50,7 @@ const minMaxPacket = 1024
 var (
 	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
 	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	projectRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	imageTagRE = regexp.MustCompile(`:(\d+)\.(\d+)(\.\d+)?$`)
 )
 
@@ -81,11 +85,11 @@ func (c *checker) listeners() {
 	for _, name := range SortedKeys(cfg.Listeners) {
 		l := cfg.Listeners[name]
 		if l.Bind != "" && net.ParseIP(l.Bind) == nil {
-			c.errorf(pathOf("listeners", name, "bind"), "%q is not an IP address: write the address to listen on, e.g. \"0.0.0.0\" or \"127.0.0.1\"", l.Bind)
+			c.errorf(Path("listeners", name, "bind"), "%q is not an IP address: write the address to listen on, e.g. \"0.0.0.0\" or \"127.0.0.1\"", l.Bind)
 		}
 		for _, other := range byPort[l.Port] {
 			if overlaps(other.bind, l.Bind) {
-				c.errorf(pathOf("listeners", name, "port"), "port %d is also used by listener %s: give each listener its own port", l.Port, other.name)
+				c.errorf(Path("listeners", name, "port"), "port %d is also used by listener %s: give each listener its own port", l.Port, other.name)
 			}
 		}
 		byPort[l.Port] = append(byPort[l.Port], bound{name, l.Bind})
@@ -93,12 +97,12 @@ func (c *checker) listeners() {
 			plain = true
 		}
 		if l.TLS && cfg.TLS == nil {
-			c.errorf(pathOf("listeners", name, "tls"), "tls is true but there are no TLS settings: add tls: server_names: [%q]", cfg.Broker.Hostname)
+			c.errorf(Path("listeners", name, "tls"), "tls is true but there are no TLS settings: add tls: server_names: [%q]", cfg.Broker.Hostname)
 		}
 		if l.Anonymous != nil && *l.Anonymous && !cfg.Anonymous.Allowed && len(cfg.Anonymous.ACL) == 0 {
-			c.errorf(pathOf("listeners", name, "anonymous"), "this listener admits anonymous clients but anonymous.acl grants them nothing: add anonymous.acl rules for them, or remove the override")
+			c.errorf(Path("listeners", name, "anonymous"), "this listener admits anonymous clients but anonymous.acl grants them nothing: add anonymous.acl rules for them, or remove the override")
 		} else if l.Anonymous != nil && *l.Anonymous && !cfg.Anonymous.Allowed {
-			c.warnf(pathOf("listeners", name, "anonymous"), "anonymous clients may connect on this listener alone, with the rights of anonymous.acl and every pattern that does not use %%u")
+			c.warnf(Path("listeners", name, "anonymous"), "anonymous clients may connect on this listener alone, with the rights of anonymous.acl and every pattern that does not use %%u")
 		}
 	}
 	if !plain && cfg.Broker.Engine == EngineMosquitto {
@@ -127,7 +131,7 @@ func (c *checker) tls() {
 	}
 	for i, n := range t.ServerNames {
 		if !validHost(n) {
-			c.errorf(pathOf("tls", "server_names", i), "%q is not a DNS name or IP address", n)
+			c.errorf(Path("tls", "server_names", i), "%q is not a DNS name or IP address", n)
 		}
 	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
@@ -149,7 +153,7 @@ func (c *checker) accessRules() {
 		for i, s := range list {
 			r, err := acl.ParseRule(s, pattern)
 			if err != nil {
-				c.errorf(pathOf(path, i), "%v", err)
+				c.errorf(Path(path, i), "%v", err)
 				continue
 			}
 			out = append(out, r)
@@ -158,9 +162,9 @@ func (c *checker) accessRules() {
 	}
 	anon := rules("anonymous.acl", cfg.Anonymous.ACL, false)
 	for _, name := range SortedKeys(cfg.Users) {
-		rules(pathOf("users", name, "acl"), cfg.Users[name].ACL, false)
+		rules(Path("users", name, "acl"), cfg.Users[name].ACL, false)
 		if cfg.Users[name].Password != nil {
-			c.secret(pathOf("users", name, "password"), *cfg.Users[name].Password)
+			c.secret(Path("users", name, "password"), *cfg.Users[name].Password)
 		}
 	}
 	patterns := rules("patterns", cfg.Patterns, true)
@@ -173,16 +177,16 @@ func (c *checker) accessRules() {
 	}
 	for i, r := range anon {
 		if r.Access&acl.Read != 0 && (r.Topic == "#" || r.Topic == "+/#") {
-			c.warnf(pathOf("anonymous.acl", i), "anonymous clients can read every topic, device states and discovery included: narrow it, e.g. \"read public/#\"")
+			c.warnf(Path("anonymous.acl", i), "anonymous clients can read every topic, device states and discovery included: narrow it, e.g. \"read public/#\"")
 		}
 	}
 	for i, r := range patterns {
 		switch {
 		case strings.Contains(r.Topic, "%u"):
 		case strings.Contains(r.Topic, "%c"):
-			c.warnf(pathOf("patterns", i), "anonymous clients get this pattern too, and choose their own client id (%%c): they can use any client's topics; use %%u, or keep anonymous off")
+			c.warnf(Path("patterns", i), "anonymous clients get this pattern too, and choose their own client id (%%c): they can use any client's topics; use %%u, or keep anonymous off")
 		default:
-			c.warnf(pathOf("patterns", i), "a pattern without %%u or %%c applies to every client, anonymous or not: for anonymous clients alone, put it in anonymous.acl")
+			c.warnf(Path("patterns", i), "a pattern without %%u or %%c applies to every client, anonymous or not: for anonymous clients alone, put it in anonymous.acl")
 		}
 	}
 }
@@ -203,7 +207,7 @@ func (c *checker) devices() {
 	}
 	for _, name := range SortedKeys(cfg.Devices) {
 		d := cfg.Devices[name]
-		p := pathOf("devices", name)
+		p := Path("devices", name)
 		if _, ok := cfg.Users[name]; ok {
 			c.errorf(p, "a user named %s exists too: every device gets a login of its own name, so rename the device or the user", name)
 		}
@@ -214,7 +218,7 @@ func (c *checker) devices() {
 		subs := setOf(c, p+".subscribes", d.Subscribes)
 		for _, en := range SortedKeys(d.Entities) {
 			e := d.Entities[en]
-			ep := pathOf("devices", name, "entities", en)
+			ep := Path("devices", name, "entities", en)
 			state := e.StateTopic(en)
 			switch {
 			case e.State != "" && !pubs[e.State]:
@@ -246,7 +250,7 @@ func setOf(c *checker, path string, names []string) map[string]bool {
 	set := map[string]bool{}
 	for i, n := range names {
 		if set[n] {
-			c.errorf(pathOf(path, i), "%q is listed twice", n)
+			c.errorf(Path(path, i), "%q is listed twice", n)
 		}
 		set[n] = true
 	}
@@ -337,7 +341,7 @@ func (c *checker) persistenceAndLimits() {
 func (c *checker) bridges() {
 	for _, name := range SortedKeys(c.cfg.Bridges) {
 		b := c.cfg.Bridges[name]
-		p := pathOf("bridges", name)
+		p := Path("bridges", name)
 		host, port, err := net.SplitHostPort(b.Address)
 		if err != nil {
 			c.errorf(p+".address", "%q: want host:port, e.g. \"broker.example.com:8883\"", b.Address)
@@ -356,7 +360,7 @@ func (c *checker) bridges() {
 			c.errorf(p+".ca_file", "ca_file is set but tls is false: set tls: true, or remove ca_file")
 		}
 		for i, t := range b.Topics {
-			tp := pathOf("bridges", name, "topics", i)
+			tp := Path("bridges", name, "topics", i)
 			if err := acl.CheckFilter(t.Pattern, false); err != nil {
 				c.errorf(tp+".pattern", "%v", err)
 			}

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,7 +83,13 @@ func unknownFields(user cue.Value) Diagnostics {
 				return
 			}
 			for it.Next() {
-				walk(it.Value(), t.Elem(), append(path[:len(path):len(path)], it.Selector().Unquoted()))
+				key := it.Selector().Unquoted()
+				p := append(path[:len(path):len(path)], key)
+				if msg := checkName(path, key); msg != "" {
+					out = append(out, Diagnostic{Pos: it.Value().Pos().Position(), Path: formatPath(p), Msg: msg})
+					continue
+				}
+				walk(it.Value(), t.Elem(), p)
 			}
 		case t.Kind() == reflect.Slice && v.IncompleteKind() == cue.ListKind:
 			it, err := v.List()
@@ -111,6 +118,38 @@ func unknownFields(user cue.Value) Diagnostics {
 	}
 	walk(user, reflect.TypeFor[Config](), nil)
 	return out
+}
+
+var (
+	plainKeyRE = regexp.MustCompile(`^[a-zA-Z0-9_$#-]+$`)
+	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	userNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.@-]*$`)
+)
+
+// checkName checks a map key: user names go into passwd and acl lines,
+// every other name (devices, entities, listeners, bridges) into Home
+// Assistant ids and topics.
+func checkName(path []string, key string) string {
+	if len(path) == 1 && path[0] == "users" {
+		if !userNameRE.MatchString(key) {
+			return fmt.Sprintf("%q is not a usable user name: start with a letter or digit, then letters, digits, '_', '.', '@' or '-' (no ':', spaces or MQTT wildcards)", key)
+		}
+		return ""
+	}
+	if !nameRE.MatchString(key) {
+		return fmt.Sprintf("%q is not a usable name: only letters, digits, '_' and '-', as Home Assistant ids and topics need; e.g. %q", key, suggestName(key))
+	}
+	return ""
+}
+
+func suggestName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !nameRE.Match([]byte{c}) {
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 // closest returns the candidate within two edits of s, if exactly one is.
@@ -193,9 +232,9 @@ func newPositions(user cue.Value) *positions {
 
 func join(path, field string) string {
 	if path == "" {
-		return field
+		return Path(field)
 	}
-	return path + "." + field
+	return path + "." + Path(field)
 }
 
 // of returns the position of the value at path, or of its nearest ancestor
@@ -215,8 +254,9 @@ func (p *positions) of(path string) token.Position {
 	return p.first
 }
 
-// pathOf builds a display path from field names and list indices.
-func pathOf(parts ...any) string {
+// Path builds a display path from field names and list indices, quoting
+// names that are not plain: Path("users", "a.b", "acl", 0) is users."a.b".acl[0].
+func Path(parts ...any) string {
 	var b strings.Builder
 	for _, part := range parts {
 		switch x := part.(type) {
@@ -225,6 +265,9 @@ func pathOf(parts ...any) string {
 		case string:
 			if b.Len() > 0 {
 				b.WriteByte('.')
+			}
+			if !plainKeyRE.MatchString(x) {
+				x = strconv.Quote(x)
 			}
 			b.WriteString(x)
 		}

@@ -267,18 +267,24 @@ func validate(v, user cue.Value) error {
 	return all
 }
 
-// mergeDiags appends to first the diagnostics of rest whose paths it lacks.
+// mergeDiags appends to first the diagnostics of rest that are not at or
+// below a path first has already reported.
 func mergeDiags(first, rest Diagnostics) Diagnostics {
-	have := map[string]bool{}
-	for _, d := range first {
-		have[d.Path] = true
+	covered := func(p string) bool {
+		for _, d := range first {
+			if p == d.Path || strings.HasPrefix(p, d.Path+".") || strings.HasPrefix(p, d.Path+"[") {
+				return true
+			}
+		}
+		return false
 	}
+	out := first
 	for _, d := range rest {
-		if !have[d.Path] {
-			first = append(first, d)
+		if !covered(d.Path) {
+			out = append(out, d)
 		}
 	}
-	return first
+	return out
 }
 
 // checkPackage refuses files of another package, which would otherwise be
@@ -306,9 +312,15 @@ func fromCUE(err error, user cue.Value) Diagnostics {
 	var order []string
 	groups := map[string]*group{}
 	for _, e := range cueerrors.Errors(err) {
-		path := e.Path()
-		if len(path) > 0 && path[0] == "#Home" {
-			path = path[1:]
+		var path []string
+		for i, p := range e.Path() {
+			if i == 0 && p == "#Home" {
+				continue
+			}
+			if u, err := strconv.Unquote(p); err == nil {
+				p = u
+			}
+			path = append(path, p)
 		}
 		key := strings.Join(path, "\x00")
 		g := groups[key]
@@ -322,7 +334,8 @@ func fromCUE(err error, user cue.Value) Diagnostics {
 		}
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
-		if strings.Contains(msg, "empty disjunction") {
+		if strings.Contains(msg, "empty disjunction") || strings.Contains(msg, "incompatible list lengths") {
+			// Said of a default that did not apply; the real cause follows.
 			continue
 		}
 		if a, b, ok := conflictingLiterals(msg); ok {
@@ -348,9 +361,12 @@ func fromCUE(err error, user cue.Value) Diagnostics {
 		case len(g.msgs) > 0:
 			d.Msg = explain(g.path, g.msgs[0])
 		default:
-			d.Msg = "invalid value"
+			continue // only messages about defaults; the cause is reported below it
 		}
 		out = append(out, d)
+	}
+	if len(out) == 0 {
+		out = Diagnostics{{Msg: err.Error()}}
 	}
 	return out
 }
@@ -406,20 +422,17 @@ func dedupe(s []string) []string {
 	return out
 }
 
-// formatPath writes a CUE path as users see it: a.b[0].c
+// formatPath writes a path as users see it: a.b[0]."odd name".c
 func formatPath(path []string) string {
-	var b strings.Builder
-	for _, p := range path {
-		if _, err := strconv.Atoi(p); err == nil {
-			fmt.Fprintf(&b, "[%s]", p)
-			continue
+	parts := make([]any, len(path))
+	for i, p := range path {
+		if n, err := strconv.Atoi(p); err == nil {
+			parts[i] = n
+		} else {
+			parts[i] = p
 		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(p)
 	}
-	return b.String()
+	return Path(parts...)
 }
 
 // explain rewrites one of CUE's messages into a cause and a fix.

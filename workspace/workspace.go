@@ -101,7 +101,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		}
 		pw, err := h.Secrets.External(*a.Password)
 		if err != nil {
-			problems = append(problems, cfg.Errorf(accountPath(a)+".password", "%v", err))
+			problems = append(problems, cfg.Errorf(accountPath(a, "password"), "%v", err))
 			continue
 		}
 		passwords[a.Name] = pw
@@ -111,7 +111,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		if b.Password != nil {
 			pw, err := h.Secrets.External(*b.Password)
 			if err != nil {
-				problems = append(problems, cfg.Errorf("bridges."+name+".password", "%v", err))
+				problems = append(problems, cfg.Errorf(schema.Path("bridges", name, "password"), "%v", err))
 			} else {
 				in.BridgePasswords[name] = pw
 			}
@@ -119,7 +119,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		if b.CAFile != "" {
 			data, err := h.readPEM(b.CAFile)
 			if err != nil {
-				problems = append(problems, cfg.Errorf("bridges."+name+".ca_file", "%v", err))
+				problems = append(problems, cfg.Errorf(schema.Path("bridges", name, "ca_file"), "%v", err))
 			} else {
 				in.BridgeCAs[name] = data
 			}
@@ -162,11 +162,11 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 	return generators.Render(cfg, in), nil
 }
 
-func accountPath(a schema.Account) string {
+func accountPath(a schema.Account, field string) string {
 	if a.Device {
-		return "devices." + a.Name
+		return schema.Path("devices", a.Name, field)
 	}
-	return "users." + a.Name
+	return schema.Path("users", a.Name, field)
 }
 
 // CertDir is where mqttgen keeps its CA and server certificate.
