@@ -1,0 +1,144 @@
+package generators
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/mqttgen/mqttgen/mosquitto/acl"
+	"github.com/mqttgen/mqttgen/mosquitto/passwd"
+	"github.com/mqttgen/mqttgen/schema"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden (review the diff!)")
+
+// fixedInputs stand in for what packages secrets and pki resolve, so that
+// the goldens show exactly what the generators do with them.
+func fixedInputs(cfg *schema.Config, layout Layout) Inputs {
+	in := Inputs{Layout: layout, Hashes: map[string]string{}, BridgePasswords: map[string]string{}, BridgeCAs: map[string][]byte{}}
+	for _, a := range cfg.Accounts() {
+		in.Hashes[a.Name] = "$7$1000$HASH-OF-" + a.Name
+	}
+	for name, b := range cfg.Bridges {
+		if b.Password != nil {
+			in.BridgePasswords[name] = "BRIDGE-PASSWORD-" + name
+		}
+		if b.CAFile != "" {
+			in.BridgeCAs[name] = []byte("BRIDGE-CA-" + name + "\n")
+		}
+	}
+	if cfg.HasTLS() {
+		in.Certs = &Certs{ServerCert: []byte("SERVER-CERT\n"), ServerKey: []byte("SERVER-KEY\n"), CA: []byte("CA-CERT\n"), ClientCA: []byte("CA-CERT\n")}
+	}
+	return in
+}
+
+// TestGolden renders each home of testdata/golden/*.txtar (its home.cue
+// section) and compares every file, with its mode, to the other sections.
+func TestGolden(t *testing.T) {
+	cases, _ := filepath.Glob("testdata/golden/*.txtar")
+	if len(cases) == 0 {
+		t.Fatal("no golden cases")
+	}
+	for _, file := range cases {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+			ar, err := txtar.ParseFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var src []byte
+			for _, f := range ar.Files {
+				if f.Name == "home.cue" {
+					src = f.Data
+				}
+			}
+			cfg, diags := schema.LoadSource("home.cue", src)
+			if diags.Errors() > 0 {
+				t.Fatal(diags)
+			}
+			layout := ContainerLayout
+			if bytes.Contains(ar.Comment, []byte("layout: local")) {
+				layout = LocalLayout("/srv/broker", "mosquitto")
+			}
+			got := []txtar.File{{Name: "home.cue", Data: src}}
+			for _, f := range Render(cfg, fixedInputs(cfg, layout)) {
+				got = append(got, txtar.File{Name: fmt.Sprintf("%s (%04o)", f.Path, f.Mode), Data: f.Data})
+			}
+			if *update {
+				ar.Files = got
+				if err := os.WriteFile(file, txtar.Format(ar), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want := map[string]string{}
+			for _, f := range ar.Files[1:] {
+				want[f.Name] = string(f.Data)
+			}
+			for _, f := range got[1:] {
+				w, ok := want[f.Name]
+				switch {
+				case !ok:
+					t.Errorf("unexpected file %s:\n%s", f.Name, f.Data)
+				case w != string(f.Data):
+					t.Errorf("%s differs:\n--- got\n%s--- want\n%s", f.Name, f.Data, w)
+				}
+				delete(want, f.Name)
+			}
+			for name := range want {
+				t.Errorf("missing file %s", name)
+			}
+		})
+	}
+}
+
+// TestReferenceRenders: the reference home renders, and its acl and passwd
+// read back with the codecs the broker uses.
+func TestReferenceRenders(t *testing.T) {
+	cfg, diags := schema.Load("../examples/home.cue")
+	if diags.Errors() > 0 {
+		t.Fatal(diags)
+	}
+	files := Render(cfg, fixedInputs(cfg, ContainerLayout))
+	byPath := map[string]File{}
+	for _, f := range files {
+		byPath[f.Path] = f
+	}
+	a, err := acl.Parse(bytes.NewReader(byPath["config/acl"].Data))
+	if err != nil {
+		t.Fatalf("acl does not parse: %v", err)
+	}
+	if len(a.Users) != len(cfg.Accounts()) {
+		t.Errorf("acl has %d sections, want one per account (%d)", len(a.Users), len(cfg.Accounts()))
+	}
+	// The pattern without %u/%c became a topic rule for everyone.
+	if len(a.Patterns) != 1 || a.Patterns[0].Topic != "clients/%c/#" {
+		t.Errorf("patterns = %v", a.Patterns)
+	}
+	conf := string(byPath["config/mosquitto.conf"].Data)
+	for _, bad := range []string{"\nport ", "bind_address", "message_size_limit", "reconnect_delay", "local_suffix"} {
+		if strings.Contains(conf, bad) {
+			t.Errorf("mosquitto.conf holds %q", bad)
+		}
+	}
+	if i, j := strings.Index(conf, "connection cloud"), strings.Index(conf, "remote_username"); i < 0 || j < i {
+		t.Error("bridge options must follow `connection`")
+	}
+	if byPath["config/mosquitto.conf"].Mode != 0o600 {
+		t.Error("mosquitto.conf holds a bridge password: want mode 0600")
+	}
+	for _, p := range []string{"config/passwd", "config/acl", "config/certs/server.key"} {
+		if byPath[p].Mode != 0o600 {
+			t.Errorf("%s mode %o, want 0600", p, byPath[p].Mode)
+		}
+	}
+	if _, err := passwd.Parse(bytes.NewReader(Passwd(cfg, map[string]string{}).Data)); err == nil {
+		t.Error("a passwd without hashes must not parse")
+	}
+}
