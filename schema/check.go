@@ -153,7 +153,7 @@ func (c *checker) accessRules() {
 		for i, s := range list {
 			r, err := acl.ParseRule(s, pattern)
 			if err != nil {
-				c.errorf(Path(path, i), "%v", err)
+				c.errorf(at(path, i), "%v", err)
 				continue
 			}
 			out = append(out, r)
@@ -177,19 +177,22 @@ func (c *checker) accessRules() {
 	}
 	for i, r := range anon {
 		if r.Access&acl.Read != 0 && (r.Topic == "#" || r.Topic == "+/#") {
-			c.warnf(Path("anonymous.acl", i), "anonymous clients can read every topic, device states and discovery included: narrow it, e.g. \"read public/#\"")
+			c.warnf(at("anonymous.acl", i), "anonymous clients can read every topic, device states and discovery included: narrow it, e.g. \"read public/#\"")
 		}
 	}
 	for i, r := range patterns {
 		switch {
 		case strings.Contains(r.Topic, "%u"):
 		case strings.Contains(r.Topic, "%c"):
-			c.warnf(Path("patterns", i), "anonymous clients get this pattern too, and choose their own client id (%%c): they can use any client's topics; use %%u, or keep anonymous off")
+			c.warnf(at("patterns", i), "anonymous clients get this pattern too, and choose their own client id (%%c): they can use any client's topics; use %%u, or keep anonymous off")
 		default:
-			c.warnf(Path("patterns", i), "a pattern without %%u or %%c applies to every client, anonymous or not: for anonymous clients alone, put it in anonymous.acl")
+			c.warnf(at("patterns", i), "a pattern without %%u or %%c applies to every client, anonymous or not: for anonymous clients alone, put it in anonymous.acl")
 		}
 	}
 }
+
+// at is the path of element i of the list at path.
+func at(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
 func (c *checker) secret(path string, s Secret) {
 	switch {
@@ -250,7 +253,7 @@ func setOf(c *checker, path string, names []string) map[string]bool {
 	set := map[string]bool{}
 	for i, n := range names {
 		if set[n] {
-			c.errorf(Path(path, i), "%q is listed twice", n)
+			c.errorf(at(path, i), "%q is listed twice", n)
 		}
 		set[n] = true
 	}
