@@ -1,0 +1,48 @@
+# mqttgen: `make run` renders the example, `make test` runs every test.
+# `make test` installs what the tests need (Debian packages) when missing.
+
+GO      ?= go
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt
+BIN     := bin/mqttgen
+EXAMPLE ?= examples/minimal
+
+.PHONY: all build run test deps vet fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mqttgen
+
+# The main job on the example: check it and render the broker's files into ./out.
+run: build
+	$(BIN) vet $(EXAMPLE)
+	$(BIN) render $(EXAMPLE) -o out
+
+# Debian's packages the tests run against: the real Mosquitto broker and
+# clients, and the paho client Home Assistant uses.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -count=1 -timeout 18m ./...
+
+# Each fuzz target for a while (FUZZTIME=5m for longer).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin out
