@@ -43,13 +43,16 @@ func AccountRules(cfg *schema.Config, name string) []acl.Rule {
 		for _, t := range d.Publishes {
 			rules = append(rules, acl.Rule{Access: acl.Write, Topic: DeviceTopic(cfg, name, t)})
 		}
+		if d.Availability {
+			rules = append(rules, acl.Rule{Access: acl.Write, Topic: AvailabilityTopic(cfg, name)})
+		}
 		for _, t := range d.Subscribes {
 			rules = append(rules, acl.Rule{Access: acl.Read, Topic: DeviceTopic(cfg, name, t)})
 		}
 		return rules
 	}
 	u := cfg.Users[name]
-	return append(PresetRules(cfg, u.Preset), mustRules(u.ACL, false)...)
+	return append(PresetRules(cfg, u.Preset, name), mustRules(u.ACL, false)...)
 }
 
 // DeviceTopic is <devices_topic>/<device>/<name>.
@@ -57,57 +60,78 @@ func DeviceTopic(cfg *schema.Config, device, name string) string {
 	return cfg.DevicesTopic + "/" + device + "/" + name
 }
 
-// PresetRules are the rules of a preset, derived from the topics the program
-// really uses:
+// AvailabilityTopic is where a device with availability says online or
+// offline: <devices_topic>/<device>/status, ESPHome's convention.
+func AvailabilityTopic(cfg *schema.Config, device string) string {
+	return DeviceTopic(cfg, device, "status")
+}
+
+// PresetRules are the rules of a preset for the user name, derived from the
+// topics the program really uses:
 //   - homeassistant reads and writes its discovery prefix (discovery configs,
-//     its birth and will on <prefix>/status), reads every device topic and
-//     writes the devices' command topics, and reads and writes Zigbee2MQTT's
-//     base topic (states, <base>/<device>/set, bridge availability);
+//     its birth and will on <prefix>/status) and the device topics (states
+//     in, commands out: one rule, so adding a device changes no other
+//     account's rules), Zigbee2MQTT's base topic when configured, and
+//     Tasmota's cmnd/stat/tele and tasmota/discovery when a tasmota user exists;
 //   - zigbee2mqtt reads and writes its base topic, and its discovery prefix:
 //     it publishes discovery configs there and subscribes to <prefix>/# to
 //     clear its own stale ones and to hear <prefix>/status;
-//   - nodered reads and writes nodered/#, reads every device topic and
-//     writes their command topics, and reads and writes Zigbee2MQTT's.
-func PresetRules(cfg *schema.Config, preset string) []acl.Rule {
+//   - nodered reads and writes nodered/# and, as Home Assistant, the device
+//     topics, Zigbee2MQTT's and Tasmota's;
+//   - tasmota is one Tasmota device whose topic is the user name: it reads
+//     cmnd/<name>/#, writes stat/<name>/# and tele/<name>/#, and writes its
+//     own discovery under tasmota/discovery/.
+func PresetRules(cfg *schema.Config, preset, user string) []acl.Rule {
 	var rules []acl.Rule
 	add := func(a acl.Access, topic string) { rules = append(rules, acl.Rule{Access: a, Topic: topic}) }
-	devices := func() {
-		if len(cfg.Devices) == 0 {
-			return
+	hub := func() {
+		if len(cfg.Devices) > 0 {
+			add(acl.ReadWrite, cfg.DevicesTopic+"/#")
 		}
-		add(acl.Read, cfg.DevicesTopic+"/#")
-		for _, name := range schema.SortedKeys(cfg.Devices) {
-			for _, t := range cfg.Devices[name].Subscribes {
-				add(acl.Write, DeviceTopic(cfg, name, t))
-			}
-		}
-	}
-	z2m := func() {
 		if cfg.Zigbee2MQTT != nil {
 			add(acl.ReadWrite, cfg.Zigbee2MQTT.BaseTopic+"/#")
+		}
+		if hasPreset(cfg, "tasmota") {
+			add(acl.Write, "cmnd/#")
+			add(acl.Read, "stat/#")
+			add(acl.Read, "tele/#")
+			add(acl.Read, "tasmota/discovery/#")
 		}
 	}
 	switch preset {
 	case "homeassistant":
-		add(acl.ReadWrite, discoveryPrefix(cfg)+"/#")
-		devices()
-		z2m()
+		add(acl.ReadWrite, DiscoveryPrefix(cfg)+"/#")
+		hub()
 	case "zigbee2mqtt":
 		base := "zigbee2mqtt"
 		if cfg.Zigbee2MQTT != nil {
 			base = cfg.Zigbee2MQTT.BaseTopic
 		}
 		add(acl.ReadWrite, base+"/#")
-		add(acl.ReadWrite, discoveryPrefix(cfg)+"/#")
+		add(acl.ReadWrite, DiscoveryPrefix(cfg)+"/#")
 	case "nodered":
 		add(acl.ReadWrite, "nodered/#")
-		devices()
-		z2m()
+		hub()
+	case "tasmota":
+		add(acl.Read, "cmnd/"+user+"/#")
+		add(acl.Write, "stat/"+user+"/#")
+		add(acl.Write, "tele/"+user+"/#")
+		add(acl.Write, "tasmota/discovery/#")
 	}
 	return rules
 }
 
-func discoveryPrefix(cfg *schema.Config) string {
+func hasPreset(cfg *schema.Config, preset string) bool {
+	for _, u := range cfg.Users {
+		if u.Preset == preset {
+			return true
+		}
+	}
+	return false
+}
+
+// DiscoveryPrefix is Home Assistant's discovery prefix.
+func DiscoveryPrefix(cfg *schema.Config) string {
 	if cfg.HomeAssistant != nil {
 		return cfg.HomeAssistant.DiscoveryPrefix
 	}

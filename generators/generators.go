@@ -45,6 +45,9 @@ type Certs struct {
 // Inputs are what rendering needs besides the home.
 type Inputs struct {
 	Layout Layout
+	// Passwords in plain text, by account name: only the files that hand a
+	// password to a client (Zigbee2MQTT's secret.yaml) use them.
+	Passwords map[string]string
 	// Hashes of every account's password, by account name.
 	Hashes map[string]string
 	// BridgePasswords by bridge name.
@@ -75,6 +78,8 @@ func Render(cfg *schema.Config, in Inputs) []File {
 		ACL(cfg),
 	}
 	files = append(files, CertFiles(cfg, in)...)
+	files = append(files, HomeAssistantFiles(cfg)...)
+	files = append(files, Zigbee2MQTTFiles(cfg, in)...)
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return files
 }

@@ -21,9 +21,10 @@ var update = flag.Bool("update", false, "rewrite testdata/golden (review the dif
 // fixedInputs stand in for what packages secrets and pki resolve, so that
 // the goldens show exactly what the generators do with them.
 func fixedInputs(cfg *schema.Config, layout Layout) Inputs {
-	in := Inputs{Layout: layout, Hashes: map[string]string{}, BridgePasswords: map[string]string{}, BridgeCAs: map[string][]byte{}}
+	in := Inputs{Layout: layout, Passwords: map[string]string{}, Hashes: map[string]string{}, BridgePasswords: map[string]string{}, BridgeCAs: map[string][]byte{}}
 	for _, a := range cfg.Accounts() {
 		in.Hashes[a.Name] = "$7$1000$HASH-OF-" + a.Name
+		in.Passwords[a.Name] = "PASSWORD-OF-" + a.Name
 	}
 	for name, b := range cfg.Bridges {
 		if b.Password != nil {

@@ -94,6 +94,7 @@ type Device struct {
 	Publishes    []string          `json:"publishes"`
 	Subscribes   []string          `json:"subscribes"`
 	Password     *Secret           `json:"password,omitempty"`
+	Availability bool              `json:"availability"`
 	Manufacturer string            `json:"manufacturer,omitempty"`
 	Model        string            `json:"model,omitempty"`
 	Entities     map[string]Entity `json:"entities"`

@@ -143,6 +143,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		}
 		passwords[a.Name] = pw
 	}
+	in.Passwords = passwords
 	in.Hashes, err = h.Secrets.Hashes(passwords, cfg.Broker.PasswordIterations)
 	if err != nil {
 		return nil, err
