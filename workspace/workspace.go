@@ -170,6 +170,24 @@ func accountPath(a schema.Account, field string) string {
 	return schema.Path("users", a.Name, field)
 }
 
+// Bundle gathers the login of an account for a client: endpoints, password
+// and, with TLS, the CA that mqttgen made.
+func (h *Home) Bundle(a schema.Account, now time.Time) (generators.Bundle, error) {
+	pw, err := h.Secrets.Password(a.Name, a.Password)
+	if err != nil {
+		return generators.Bundle{}, err
+	}
+	var ca []byte
+	if h.Config.HasTLS() && (h.Config.TLS == nil || h.Config.TLS.CertFile == "") {
+		b, err := pki.Ensure(h.CertDir(), h.ServerNames(), now)
+		if err != nil {
+			return generators.Bundle{}, err
+		}
+		ca = b.CACert
+	}
+	return generators.NewBundle(h.Config, a.Name, pw, ca), nil
+}
+
 // CertDir is where mqttgen keeps its CA and server certificate.
 func (h *Home) CertDir() string { return filepath.Join(h.Secrets.Dir, "certs") }
 

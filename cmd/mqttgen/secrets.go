@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/secrets"
 	"github.com/mqttgen/mqttgen/workspace"
@@ -60,6 +62,37 @@ takes effect at the next render (and apply); it is not printed: use
 			return nil
 		},
 	})
+	var format string
+	bundle := &cobra.Command{
+		Use:   "bundle USER [PATH]",
+		Short: "Print what a client needs to log in: broker, ports, username, password, CA",
+		Long: `bundle prints the login of a user or device for a client: the broker's hostname,
+its plain, TLS and WebSockets ports, the username and password, and with TLS the
+CA certificate. For the Home Assistant user it reads as the values HA's MQTT
+config flow asks for. Formats: text, json, yaml, env (MQTT_HOST=...), esphome
+(a secrets.yaml fragment: mqtt_username_<device>, mqtt_password_<device>).`,
+		Example: `  mqttgen secrets bundle homeassistant
+  mqttgen secrets bundle livingroom-climate --format esphome >> esphome/secrets.yaml`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, account, err := g.account(cmd, args)
+			if err != nil {
+				return err
+			}
+			b, err := h.Bundle(account, time.Now())
+			if err != nil {
+				return err
+			}
+			out, err := generators.FormatBundle(b, format)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	bundle.Flags().StringVar(&format, "format", "text", "text, json, yaml, env or esphome")
+	cmd.AddCommand(bundle)
 	return cmd
 }
 

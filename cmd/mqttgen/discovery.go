@@ -1,0 +1,80 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttgen/mqttgen/discovery"
+	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/schema"
+)
+
+func newDiscoveryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "discovery",
+		Short: "Home Assistant MQTT discovery",
+	}
+	var broker string
+	publish := &cobra.Command{
+		Use:   "publish [PATH]",
+		Short: "Publish every entity's discovery config and clear removed ones",
+		Long: `publish logs in to the broker as the Home Assistant user and publishes the
+discovery config of every entity in home.cue, retained, on
+<discovery_prefix>/<component>/<device>/<entity>/config. Entities mqttgen published
+before that home.cue no longer declares are cleared with an empty retained
+message; configs of other programs (Zigbee2MQTT, Tasmota) are never touched.`,
+		Example: `  mqttgen discovery publish
+  mqttgen discovery publish --broker tcp://127.0.0.1:1883`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cfg := h.Config
+			if cfg.HomeAssistant == nil {
+				return errors.New("the home has no homeassistant: block, so no user to publish as")
+			}
+			b, err := h.Bundle(schema.Account{Name: cfg.HomeAssistant.User, Password: cfg.Users[cfg.HomeAssistant.User].Password}, time.Now())
+			if err != nil {
+				return err
+			}
+			opts := discovery.Options{Broker: broker, Username: b.Username, Password: b.Password}
+			if opts.Broker == "" {
+				switch {
+				case b.Port != 0:
+					opts.Broker = fmt.Sprintf("tcp://%s:%d", b.Host, b.Port)
+				case b.TLSPort != 0:
+					opts.Broker = fmt.Sprintf("ssl://%s:%d", b.Host, b.TLSPort)
+				default:
+					return errors.New("no mqtt listener to publish through: give --broker")
+				}
+			}
+			if b.CACertificate != "" {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM([]byte(b.CACertificate))
+				opts.TLS = &tls.Config{RootCAs: pool, ServerName: cfg.Broker.Hostname, MinVersion: tls.VersionTLS12}
+			}
+			rep, err := discovery.Publish(opts, cfg.HomeAssistant.DiscoveryPrefix, generators.DiscoveryMessages(cfg))
+			for _, t := range rep.Cleared {
+				fmt.Fprintf(cmd.OutOrStdout(), "- %s\n", t)
+			}
+			for _, t := range rep.Published {
+				fmt.Fprintf(cmd.OutOrStdout(), "+ %s\n", t)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "published %d, cleared %d\n", len(rep.Published), len(rep.Cleared))
+			return nil
+		},
+	}
+	publish.Flags().StringVar(&broker, "broker", "", "broker URL (tcp://, ssl://, ws://); default from the home's hostname and listeners")
+	cmd.AddCommand(publish)
+	return cmd
+}
