@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -18,14 +19,19 @@ import (
 type Access int
 
 const (
+	// Read lets a client receive messages on matching topics.
 	Read Access = 1 << iota
+	// Write lets a client publish to matching topics.
 	Write
+	// Deny refuses both, whatever other rules of the same list grant.
 	Deny
+	// ReadWrite is Read and Write together.
 	ReadWrite = Read | Write
 )
 
 var accessWords = map[string]Access{"read": Read, "write": Write, "readwrite": ReadWrite, "deny": Deny}
 
+// String returns the access word as Mosquitto's acl file spells it.
 func (a Access) String() string {
 	switch a {
 	case Read:
@@ -46,6 +52,7 @@ type Rule struct {
 	Topic  string
 }
 
+// String returns the rule as "ACCESS TOPIC", the form ParseRule reads.
 func (r Rule) String() string { return r.Access.String() + " " + r.Topic }
 
 // ParseRule reads "ACCESS TOPIC" as users write it in home.cue. The access
@@ -53,30 +60,48 @@ func (r Rule) String() string { return r.Access.String() + " " + r.Topic }
 // cannot silently turn into a topic. Placeholders (%u, %c) are allowed only
 // when pattern is true.
 func ParseRule(s string, pattern bool) (Rule, error) {
-	word, topic, ok := strings.Cut(strings.TrimSpace(s), " ")
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Rule{}, fmt.Errorf("empty rule: write ACCESS TOPIC, e.g. \"read home/#\"")
+	}
+	word, topic, ok := s, "", false
+	if i := strings.IndexAny(s, " \t"); i >= 0 {
+		word, topic, ok = s[:i], strings.TrimSpace(s[i+1:]), true
+	}
 	access, known := accessWords[word]
 	switch {
-	case strings.TrimSpace(s) == "":
-		return Rule{}, fmt.Errorf("empty rule: write ACCESS TOPIC, e.g. \"read home/#\"")
 	case !known && !ok:
-		return Rule{}, fmt.Errorf("%q has no access word: write \"readwrite %s\" (or read, write, deny)", s, strings.TrimSpace(s))
+		return Rule{}, fmt.Errorf("%q has no access word: write \"readwrite %s\" (or read, write, deny)", s, s)
 	case !known:
 		return Rule{}, fmt.Errorf("unknown access %q: use read, write, readwrite or deny", word)
 	}
-	topic = strings.TrimSpace(topic)
 	if err := CheckFilter(topic, pattern); err != nil {
 		return Rule{}, err
 	}
 	return Rule{Access: access, Topic: topic}, nil
 }
 
+// maxTopicLen is the longest topic MQTT can carry.
+const maxTopicLen = 65535
+
 // CheckFilter reports why topic is not a valid topic filter for an ACL rule.
+// Beyond what Mosquitto checks ('+' and '#' standing alone, '#' last, at most
+// 65535 bytes), it refuses invalid UTF-8 and control characters: no client
+// can publish such a topic, so a rule holding one is a mistake.
 func CheckFilter(topic string, pattern bool) error {
 	if topic == "" {
 		return fmt.Errorf("empty topic: name a topic filter, e.g. \"home/#\"")
 	}
-	if !utf8.ValidString(topic) || strings.ContainsAny(topic, "\x00\n\r") {
-		return fmt.Errorf("topic %q holds a character MQTT does not allow", topic)
+	if len(topic) > maxTopicLen {
+		return fmt.Errorf("topic of %d bytes: MQTT allows at most %d", len(topic), maxTopicLen)
+	}
+	if !utf8.ValidString(topic) {
+		return fmt.Errorf("topic %q is not valid UTF-8", topic)
+	}
+	for _, r := range topic {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return fmt.Errorf("topic %q holds the control character %U, which MQTT does not allow", topic, r)
+		}
 	}
 	if !pattern && (strings.Contains(topic, "%u") || strings.Contains(topic, "%c")) {
 		return fmt.Errorf("topic %q uses %%u or %%c, which only patterns expand: move the rule to patterns", topic)
@@ -95,7 +120,7 @@ func CheckFilter(topic string, pattern bool) error {
 	return nil
 }
 
-// Section is one user's rules.
+// Section is one user's rules: the topic lines after a user line.
 type Section struct {
 	User  string
 	Rules []Rule
@@ -103,9 +128,11 @@ type Section struct {
 
 // File is a whole acl file.
 type File struct {
-	Anonymous []Rule
-	Users     []Section
-	Patterns  []Rule
+	Anonymous []Rule    // topic lines before the first user line
+	Users     []Section // one per user; Parse merges repeated sections
+	Patterns  []Rule    // pattern lines, wherever they stand
+
+	idx atomic.Value // *index, built by the first Check
 }
 
 // Format writes the file as Mosquitto reads it: anonymous rules first, then
@@ -143,47 +170,57 @@ type ParseError struct {
 
 func (e *ParseError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
 
-// Parse reads an acl file. It refuses what Mosquitto 2.0 would refuse and,
-// unlike Mosquitto, also refuses malformed topic filters, so that a file it
+// blanks are the characters C's isspace accepts, which Mosquitto trims.
+const blanks = " \t\n\v\f\r"
+
+// Parse reads an acl file, splitting lines as Mosquitto 2.0 does: '#' starts
+// a comment only in column 1, words are separated by spaces (not tabs), and
+// a topic or pattern line without an access word means readwrite. It refuses
+// what Mosquitto 2.0 refuses (unknown keywords or access words, a user line
+// without a name, malformed topic filters) and, unlike Mosquitto, also a lone
+// access word ("topic read", which Mosquitto reads as readwrite on the topic
+// "read"), control characters in topics and NUL bytes, so that a file it
 // accepts means what it says.
 func Parse(r io.Reader) (*File, error) {
 	f := &File{}
-	var cur *Section
+	cur := -1 // the open user section, an index into f.Users
 	index := map[string]int{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimRight(sc.Text(), " \t\r")
+		line := strings.TrimRight(sc.Text(), blanks)
+		if strings.IndexByte(line, 0) >= 0 {
+			return nil, &ParseError{n, "the line holds a NUL byte"}
+		}
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		line = strings.TrimLeft(line, " \t")
-		kw, rest, _ := strings.Cut(line, " ")
-		rest = strings.TrimSpace(rest)
+		kw, rest, _ := strings.Cut(strings.TrimLeft(line, " "), " ")
 		switch kw {
 		case "user":
-			if rest == "" {
+			name := strings.Trim(rest, blanks)
+			if name == "" {
 				return nil, &ParseError{n, "user line without a name"}
 			}
-			if i, ok := index[rest]; ok {
-				cur = &f.Users[i]
-				continue
+			i, ok := index[name]
+			if !ok {
+				i = len(f.Users)
+				index[name] = i
+				f.Users = append(f.Users, Section{User: name})
 			}
-			index[rest] = len(f.Users)
-			f.Users = append(f.Users, Section{User: rest})
-			cur = &f.Users[len(f.Users)-1]
+			cur = i
 		case "topic", "pattern":
-			rule, err := parseFileRule(rest, kw == "pattern")
+			rule, err := parseFileRule(rest)
 			if err != nil {
 				return nil, &ParseError{n, err.Error()}
 			}
 			switch {
 			case kw == "pattern":
 				f.Patterns = append(f.Patterns, rule)
-			case cur == nil:
+			case cur < 0:
 				f.Anonymous = append(f.Anonymous, rule)
 			default:
-				cur.Rules = append(cur.Rules, rule)
+				f.Users[cur].Rules = append(f.Users[cur].Rules, rule)
 			}
 		default:
 			return nil, &ParseError{n, fmt.Sprintf("unknown keyword %q: want topic, pattern or user", kw)}
@@ -197,13 +234,21 @@ func Parse(r io.Reader) (*File, error) {
 
 // parseFileRule reads the rest of a topic or pattern line, where the access
 // word is optional and means readwrite when left out.
-func parseFileRule(rest string, pattern bool) (Rule, error) {
-	word, topic, _ := strings.Cut(rest, " ")
-	access, ok := accessWords[word]
-	if !ok {
-		access, topic = ReadWrite, rest
+func parseFileRule(rest string) (Rule, error) {
+	rest = strings.TrimLeft(rest, " ")
+	word, topic, ok := strings.Cut(rest, " ")
+	access, known := accessWords[word]
+	switch {
+	case rest == "":
+		return Rule{}, fmt.Errorf("empty topic: name a topic filter, e.g. \"home/#\"")
+	case !ok && known:
+		return Rule{}, fmt.Errorf("access word %q without a topic (Mosquitto would read it as readwrite on the topic %q): write \"readwrite %s\" if that is meant", word, word, word)
+	case !ok:
+		access, topic = ReadWrite, word
+	case !known:
+		return Rule{}, fmt.Errorf("unknown access %q: use read, write, readwrite or deny", word)
 	}
-	topic = strings.TrimSpace(topic)
+	topic = strings.Trim(topic, blanks)
 	if err := CheckFilter(topic, true); err != nil {
 		return Rule{}, err
 	}

@@ -16,16 +16,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 )
 
 const (
-	saltLen = 12 // Mosquitto 2.0 refuses any other length
+	saltLen = 12 // Mosquitto 2.0 refuses any other length, for $6$ and $7$ alike
 	keyLen  = 64
+	// maxIterations is the largest count Mosquitto 2.0 reads (a C int).
+	maxIterations = math.MaxInt32
 )
 
-// Hash returns a new $7$ hash of password with a random salt.
+// blanks are the characters C's isspace accepts, which Mosquitto trims.
+const blanks = " \t\n\v\f\r"
+
+// Hash returns a new $7$ hash of password with a random 12-byte salt and the
+// given number of PBKDF2 iterations (1 to 2147483647).
 func Hash(password string, iterations int) (string, error) {
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
@@ -35,8 +42,8 @@ func Hash(password string, iterations int) (string, error) {
 }
 
 func hash7(password string, salt []byte, iterations int) (string, error) {
-	if iterations < 1 {
-		return "", fmt.Errorf("iterations must be at least 1, not %d", iterations)
+	if iterations < 1 || iterations > maxIterations {
+		return "", fmt.Errorf("iterations must be from 1 to %d, not %d", maxIterations, iterations)
 	}
 	key, err := pbkdf2.Key(sha512.New, password, salt, iterations, keyLen)
 	if err != nil {
@@ -48,19 +55,23 @@ func hash7(password string, salt []byte, iterations int) (string, error) {
 
 // Parsed is a hash taken apart.
 type Parsed struct {
-	Kind       int // 6 or 7
-	Iterations int // $7$ only
-	Salt, Key  []byte
+	Kind       int    // 6 or 7
+	Iterations int    // $7$ only
+	Salt       []byte // always 12 bytes
+	Key        []byte // always 64 bytes
 }
 
-// ParseHash takes a $6$ or $7$ hash apart, refusing what Mosquitto 2.0 cannot read.
+// ParseHash takes a $6$ or $7$ hash apart, refusing what Mosquitto 2.0 cannot
+// read: a salt other than 12 bytes or a key other than 64 bytes (for both
+// kinds; the broker drops such users with "Unable to decode password salt"),
+// and an iteration count outside 1 to 2147483647.
 func ParseHash(h string) (Parsed, error) {
 	parts := strings.Split(h, "$")
 	enc := base64.StdEncoding
 	switch {
 	case len(parts) == 5 && parts[0] == "" && parts[1] == "7":
 		it, err := strconv.Atoi(parts[2])
-		if err != nil || it < 1 {
+		if err != nil || it < 1 || it > maxIterations {
 			return Parsed{}, fmt.Errorf("bad iteration count %q", parts[2])
 		}
 		salt, err1 := enc.DecodeString(parts[3])
@@ -75,15 +86,19 @@ func ParseHash(h string) (Parsed, error) {
 	case len(parts) == 4 && parts[0] == "" && parts[1] == "6":
 		salt, err1 := enc.DecodeString(parts[2])
 		key, err2 := enc.DecodeString(parts[3])
-		if err1 != nil || err2 != nil || len(salt) == 0 || len(key) != sha512.Size {
-			return Parsed{}, errors.New("malformed $6$ hash")
+		if err1 != nil || err2 != nil {
+			return Parsed{}, errors.New("salt or hash is not base64")
+		}
+		if len(salt) != saltLen || len(key) != sha512.Size {
+			return Parsed{}, fmt.Errorf("salt must be %d bytes and hash %d bytes, as Mosquitto 2.0 requires", saltLen, sha512.Size)
 		}
 		return Parsed{Kind: 6, Salt: salt, Key: key}, nil
 	}
 	return Parsed{}, errors.New("not a $6$ or $7$ hash")
 }
 
-// Verify reports whether password matches the hash h.
+// Verify reports whether password matches the hash h ($7$ or $6$). A hash
+// ParseHash refuses matches no password.
 func Verify(h, password string) bool {
 	p, err := ParseHash(h)
 	if err != nil {
@@ -108,7 +123,8 @@ type Entry struct {
 	User, Hash string
 }
 
-// Format writes entries as a password file, in the order given.
+// Format writes entries as a password file, in the order given. It does not
+// check them: user names must not hold ':' or line breaks.
 func Format(entries []Entry) []byte {
 	var b bytes.Buffer
 	for _, e := range entries {
@@ -118,7 +134,11 @@ func Format(entries []Entry) []byte {
 }
 
 // Parse reads a password file. Every hash must be one Mosquitto 2.0 reads:
-// the broker silently drops a user whose hash it cannot decode.
+// the broker drops a user whose hash it cannot decode, with only a log line.
+// It also refuses what Mosquitto would read otherwise than it looks: a user
+// name with leading or trailing blanks (Mosquitto trims them), a line without
+// ':' (Mosquitto skips it) and a second line for one user (Mosquitto ignores
+// it). Empty lines and lines starting with '#' are skipped.
 func Parse(r io.Reader) ([]Entry, error) {
 	var out []Entry
 	seen := map[string]bool{}
@@ -128,9 +148,15 @@ func Parse(r io.Reader) ([]Entry, error) {
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if strings.IndexByte(line, 0) >= 0 {
+			return nil, fmt.Errorf("line %d holds a NUL byte, where Mosquitto would end the line", n)
+		}
 		user, h, ok := strings.Cut(line, ":")
 		if !ok || user == "" {
 			return nil, fmt.Errorf("line %d: want user:hash", n)
+		}
+		if strings.Trim(user, blanks) != user {
+			return nil, fmt.Errorf("line %d: user %q has leading or trailing blanks, which Mosquitto strips", n, user)
 		}
 		if _, err := ParseHash(h); err != nil {
 			return nil, fmt.Errorf("line %d: user %s: %v", n, user, err)
