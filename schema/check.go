@@ -168,6 +168,16 @@ func (c *checker) accessRules() {
 		}
 	}
 	patterns := rules("patterns", cfg.Patterns, true)
+	for i, r := range patterns {
+		if r.Access != acl.Deny {
+			continue
+		}
+		if !strings.Contains(r.Topic, "%u") && !strings.Contains(r.Topic, "%c") {
+			c.errorf(at("patterns", i), "a deny pattern without %%u or %%c: Mosquitto checks each client's own rules before patterns, so it would only take back what other patterns grant; narrow those patterns, or put the deny in the users' acl")
+		} else {
+			c.warnf(at("patterns", i), "a deny pattern does not override a client's own rules: Mosquitto checks the user's (or anonymous) rules first and a grant there wins; put the deny in the users' acl to be sure")
+		}
+	}
 
 	if !cfg.Anonymous.Allowed {
 		return
