@@ -103,7 +103,7 @@ func TestDefaults(t *testing.T) {
 		DevicesTopic: "home",
 		Devices:      map[string]Device{},
 		Persistence:  Persistence{Enabled: true, AutosaveInterval: "30m"},
-		Logging: Logging{Destinations: []string{"stdout"}, Types: []string{"error", "warning", "notice", "information"},
+		Logging: Logging{Destinations: []string{"stderr"}, Types: []string{"error", "warning", "notice", "information"},
 			ConnectionMessages: true, Timestamps: true},
 		Limits:     Limits{MaxConnections: -1, MaxQueuedMessages: 1000, MaxInflightMessages: 20},
 		Bridges:    map[string]Bridge{},

@@ -90,6 +90,9 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		BridgeCAs:       map[string][]byte{},
 	}
 	if opts.Local {
+		if err := reachable(opts.Out, LocalRunAs()); err != nil {
+			return nil, err
+		}
 		in.Layout = generators.LocalLayout(opts.Out, LocalRunAs())
 	}
 
@@ -315,6 +318,26 @@ func Write(out string, files []generators.File, local bool) error {
 		return chownTree(out, name)
 	}
 	return nil
+}
+
+// reachable checks that the user a root-started broker drops to can walk
+// down to dir: every existing folder above it must let others search it.
+// Checked before anything is written.
+func reachable(dir, name string) error {
+	if name == "" {
+		return nil
+	}
+	if _, err := user.Lookup(name); err != nil {
+		return fmt.Errorf("the broker runs as %s when started as root: %w (install mosquitto, or render as another user)", name, err)
+	}
+	for p := filepath.Dir(filepath.Clean(dir)); ; p = filepath.Dir(p) {
+		if st, err := os.Stat(p); err == nil && st.IsDir() && st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("the broker drops to user %s, who cannot enter %s (mode %04o): render into a folder it can reach, e.g. /srv/mqtt, or run as another user", name, p, st.Mode().Perm())
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 func chownTree(dir, name string) error {

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttgen/mqttgen/deploy"
+)
+
+func newDestroyCmd(g *globals) *cobra.Command {
+	var autoApprove, asJSON, volumes bool
+	cmd := &cobra.Command{
+		Use:   "destroy [PATH]",
+		Short: "Remove the project's containers and network from the Docker engine",
+		Long: `destroy removes the containers and the network of the home's project
+(deploy.project) from the Docker engine. The named volumes, which hold the
+broker's persisted messages and logs, are kept unless --volumes is given.
+It shows what it will remove and asks; only "yes" proceeds, and --auto-approve
+skips the question.`,
+		Example: `  mqttgen destroy
+  mqttgen destroy --volumes --auto-approve`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			if asJSON && !autoApprove {
+				return errors.New("--json needs --auto-approve: there is no one to answer the question")
+			}
+			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cli, err := deploy.Connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			o, err := deploy.Observe(ctx, cli, h.Config.Deploy.Project, nil)
+			if err != nil {
+				return err
+			}
+			p := deploy.PlanDestroy(o, volumes)
+			w := cmd.OutOrStdout()
+			enc := json.NewEncoder(w)
+			if asJSON {
+				enc.Encode(map[string]any{"type": "plan", "plan": p})
+			} else if err := p.WriteText(w); err != nil {
+				return err
+			}
+			if p.Empty() {
+				return nil
+			}
+			if !autoApprove && !confirm(cmd, "destroy these resources") {
+				fmt.Fprintln(w, "Destroy cancelled.")
+				return exitError(1)
+			}
+			if err := deploy.Destroy(ctx, cli, o, p, deploy.Options{Events: eventPrinter(w, asJSON)}); err != nil {
+				if asJSON {
+					enc.Encode(map[string]any{"type": "error", "error": err.Error()})
+					return exitError(1)
+				}
+				return err
+			}
+			_, _, destroyed := p.Summary()
+			if asJSON {
+				enc.Encode(map[string]any{"type": "destroy_complete", "destroy": destroyed})
+			} else {
+				fmt.Fprintf(w, "\nDestroy complete! Resources: %d destroyed.", destroyed)
+				if !volumes && len(o.Volumes) > 0 {
+					fmt.Fprintf(w, " Kept %d volumes (--volumes removes them).", len(o.Volumes))
+				}
+				fmt.Fprintln(w)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "skip the question")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan and each step as JSON lines")
+	cmd.Flags().BoolVar(&volumes, "volumes", false, "also remove the named volumes (persisted messages, logs)")
+	return cmd
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/workspace"
+)
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var detailed, asJSON bool
+	var out string
+	cmd := &cobra.Command{
+		Use:   "plan [PATH]",
+		Short: "Show what apply would change on the Docker engine",
+		Long: `plan renders the home at PATH, reads what runs on the Docker engine under the
+project's compose labels (deploy.project), and prints the operations that would
+make it match home.cue, each with its reason, in Terraform's notation:
+
+  +    create
+  ~    update in-place: write the changed files, then SIGHUP (Mosquitto reloads
+       passwd, acl, certificates and some options; clients stay connected)
+  -/+  replace the container (image, ports, listener or bridge options changed);
+       the named volumes, and the messages persisted in them, are kept
+  -    destroy what home.cue no longer declares
+
+Changed files are shown as unified diffs with password hashes, bridge passwords
+and private keys redacted. The engine is the one DOCKER_HOST names (default the
+local socket), with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH as docker reads them.
+
+With -o FILE the plan is saved (mode 0600: it holds keys and hashes); "mqttgen
+apply FILE" then performs exactly it, and refuses it once the engine changed.`,
+		Example: `  mqttgen plan
+  mqttgen plan --detailed-exitcode; echo $?   # 0 no changes, 1 error, 2 changes
+  mqttgen plan -o home.plan && mqttgen apply home.plan`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			d, err := desiredOf(h)
+			if err != nil {
+				return err
+			}
+			cli, err := deploy.Connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			o, err := deploy.Observe(ctx, cli, d.Project, d)
+			if err != nil {
+				return err
+			}
+			p := deploy.Reconcile(d, o)
+			w := cmd.OutOrStdout()
+			if asJSON {
+				err = p.WriteJSON(w)
+			} else {
+				err = p.WriteText(w)
+			}
+			if err != nil {
+				return err
+			}
+			if out != "" {
+				if err := deploy.Save(out, p, d, time.Now()); err != nil {
+					return err
+				}
+				if !asJSON {
+					fmt.Fprintf(w, "\nSaved the plan to %s. To perform exactly these actions, run:\n    mqttgen apply %s\n", out, out)
+				}
+			}
+			if detailed && !p.Empty() {
+				return exitError(2)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 1 on error, 2 when there are changes")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "save the plan to `FILE` for apply")
+	return cmd
+}
+
+// desiredOf renders the home and builds the state it asks for.
+func desiredOf(h *workspace.Home) (*deploy.Desired, error) {
+	return deploy.FromHome(h, time.Now())
+}
+
+// eventPrinter prints apply's and destroy's steps as lines, or as JSON.
+func eventPrinter(w io.Writer, asJSON bool) func(deploy.Event) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return func(e deploy.Event) {
+			enc.Encode(struct {
+				Type string `json:"type"`
+				deploy.Event
+			}{"event", e})
+		}
+	}
+	return func(e deploy.Event) {
+		if e.Step == "failed" {
+			return // the error says it
+		}
+		fmt.Fprintf(w, "%s: %s\n", e.Resource, e.Message)
+	}
+}
+
+// confirm asks Terraform's question; only "yes" proceeds.
+func confirm(cmd *cobra.Command, what string) bool {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "\nDo you want to %s?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", what)
+	var answer string
+	fmt.Fscanln(cmd.InOrStdin(), &answer)
+	fmt.Fprintln(w)
+	return answer == "yes"
+}
