@@ -3,7 +3,7 @@
 
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt
+APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt systemd
 BIN     := bin/mqttgen
 EXAMPLE ?= examples/minimal
 
@@ -20,7 +20,7 @@ run: build
 	$(BIN) render $(EXAMPLE) -o out
 
 # Debian's packages the tests run against: the real Mosquitto broker and
-# clients, and the paho client Home Assistant uses.
+# clients, the paho client Home Assistant uses, and systemd-analyze.
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -54,6 +54,9 @@ type Inputs struct {
 	BridgePasswords map[string]string
 	// BridgeCAs: PEM of each bridge's ca_file, by bridge name.
 	BridgeCAs map[string][]byte
+	// HomeDir and StateDir are absolute: the home's folder and its state
+	// directory, for the files that run mqttgen later (backup schedules).
+	HomeDir, StateDir string
 	// Certs is nil when no listener serves TLS.
 	Certs *Certs
 }
@@ -80,6 +83,7 @@ func Render(cfg *schema.Config, in Inputs) []File {
 	files = append(files, CertFiles(cfg, in)...)
 	files = append(files, HomeAssistantFiles(cfg)...)
 	files = append(files, Zigbee2MQTTFiles(cfg, in)...)
+	files = append(files, BackupScheduleFiles(cfg, in)...)
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
 	return files
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden (review the dif
 // fixedInputs stand in for what packages secrets and pki resolve, so that
 // the goldens show exactly what the generators do with them.
 func fixedInputs(cfg *schema.Config, layout Layout) Inputs {
-	in := Inputs{Layout: layout, Passwords: map[string]string{}, Hashes: map[string]string{}, BridgePasswords: map[string]string{}, BridgeCAs: map[string][]byte{}}
+	in := Inputs{Layout: layout, HomeDir: "/srv/home", StateDir: "/srv/home/.mqttgen", Passwords: map[string]string{}, Hashes: map[string]string{}, BridgePasswords: map[string]string{}, BridgeCAs: map[string][]byte{}}
 	for _, a := range cfg.Accounts() {
 		in.Hashes[a.Name] = "$7$1000$HASH-OF-" + a.Name
 		in.Passwords[a.Name] = "PASSWORD-OF-" + a.Name
@@ -141,5 +142,47 @@ func TestReferenceRenders(t *testing.T) {
 	}
 	if _, err := passwd.Parse(bytes.NewReader(Passwd(cfg, map[string]string{}).Data)); err == nil {
 		t.Error("a passwd without hashes must not parse")
+	}
+}
+
+// TestCronOnCalendar: each schedule converts to the OnCalendar expression of
+// the same times (the table, reviewed), and systemd itself accepts it
+// (systemd-analyze calendar).
+func TestCronOnCalendar(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: systemd-analyze is missing (Debian's systemd package)")
+		}
+		t.Skip("systemd-analyze is missing")
+	}
+	cases := map[string]string{
+		"0 3 * * *":          "*-*-* 03:00:00",
+		"*/15 * * * *":       "*-*-* *:00/15:00",
+		"30 2 * * 1-5":       "Mon..Fri *-*-* 02:30:00",
+		"0 4 1 * *":          "*-*-01 04:00:00",
+		"0 0,12 * jan,jul *": "*-01,07-* 00,12:00:00",
+		"5 1 * * sun":        "Sun *-*-* 01:05:00",
+		"0 3 * * 7":          "Sun *-*-* 03:00:00",
+		"0 */6 1-7 * *":      "*-*-01..07 00/6:00:00",
+	}
+	for expr, want := range cases {
+		c, err := schema.ParseCron(expr)
+		if err != nil {
+			t.Errorf("%s: %v", expr, err)
+			continue
+		}
+		if got := c.OnCalendar(); got != want {
+			t.Errorf("%s: OnCalendar %q, want %q", expr, got, want)
+		}
+		out, err := exec.Command(analyze, "calendar", c.OnCalendar()).CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: systemd refuses %q: %s", expr, c.OnCalendar(), out)
+		}
+	}
+	for _, bad := range []string{"0 3 * * 1/2", "0 3 1-10/2 * *", "0 3 1 * 1", "60 * * * *", "0 3 * * funday", "daily"} {
+		if _, err := schema.ParseCron(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -395,22 +395,12 @@ func (c *checker) bridges() {
 	}
 }
 
-var cronFieldRE = regexp.MustCompile(`^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$`)
-
 func (c *checker) backup() {
 	b := c.cfg.Backup
 	if b == nil || b.Schedule == "" {
 		return
 	}
-	fields := strings.Fields(b.Schedule)
-	if len(fields) != 5 {
-		c.errorf("backup.schedule", "%q: want five cron fields, minute hour day month weekday, e.g. \"0 3 * * *\"", b.Schedule)
-		return
-	}
-	for _, f := range fields {
-		if !cronFieldRE.MatchString(f) {
-			c.errorf("backup.schedule", "%q: field %q is not cron syntax", b.Schedule, f)
-			return
-		}
+	if _, err := ParseCron(b.Schedule); err != nil {
+		c.errorf("backup.schedule", "%v", err)
 	}
 }

@@ -30,6 +30,18 @@ type Config struct {
 	pos *positions
 }
 
+// fillDefaults sets the defaults the CUE schema cannot carry: a default list
+// of enumerations makes CUE report the user's list against the default
+// element by element when the list has an error.
+func (c *Config) fillDefaults() {
+	if c.Logging.Destinations == nil {
+		c.Logging.Destinations = []string{"stderr"}
+	}
+	if c.Logging.Types == nil {
+		c.Logging.Types = []string{"error", "warning", "notice", "information"}
+	}
+}
+
 // Errorf makes a diagnostic at the user's text of path (e.g.
 // "users.admin.password"), for problems found after loading.
 func (c *Config) Errorf(path, format string, args ...any) Diagnostic {

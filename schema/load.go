@@ -205,6 +205,7 @@ func loadWith(build func(*cue.Context) (cue.Value, Diagnostics)) (cfg *Config, d
 	if err := v.Decode(cfg); err != nil {
 		return nil, fromCUE(err, user)
 	}
+	cfg.fillDefaults()
 	cfg.pos = newPositions(user)
 	diags = check(cfg, cfg.pos)
 	diags.sort()

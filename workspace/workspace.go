@@ -86,6 +86,8 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 	cfg := h.Config
 	in := generators.Inputs{
 		Layout:          generators.ContainerLayout,
+		HomeDir:         h.Dir,
+		StateDir:        h.Secrets.Dir,
 		BridgePasswords: map[string]string{},
 		BridgeCAs:       map[string][]byte{},
 	}
