@@ -21,6 +21,10 @@ type Layout struct {
 	LogDir    string
 	// RunAs is Mosquitto's `user` option; empty keeps the broker's default.
 	RunAs string
+	// Bind says whether listeners bind their own address. In a container
+	// they listen on all of its addresses: the host address of `bind` is
+	// where compose publishes the port.
+	Bind bool
 }
 
 // ContainerLayout is the layout of the eclipse-mosquitto image.
@@ -30,7 +34,7 @@ var ContainerLayout = Layout{ConfigDir: "/mosquitto/config", DataDir: "/mosquitt
 // (absolute). runAs is the user a broker started as root drops to; empty
 // when it is started as another user, who keeps running it.
 func LocalLayout(dir, runAs string) Layout {
-	return Layout{ConfigDir: path.Join(dir, "config"), DataDir: path.Join(dir, "data"), LogDir: path.Join(dir, "log"), RunAs: runAs}
+	return Layout{ConfigDir: path.Join(dir, "config"), DataDir: path.Join(dir, "data"), LogDir: path.Join(dir, "log"), RunAs: runAs, Bind: true}
 }
 
 // Certs are the PEM files of the TLS listeners.
@@ -81,6 +85,11 @@ func Render(cfg *schema.Config, in Inputs) []File {
 		ACL(cfg),
 	}
 	files = append(files, CertFiles(cfg, in)...)
+	// Compose reads the rendered config (for the CA of its healthcheck).
+	files = append(files, Compose(cfg, files)...)
+	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
+		files = append(files, ExporterEnv(cfg, in.Passwords[pr.User]))
+	}
 	files = append(files, HomeAssistantFiles(cfg)...)
 	files = append(files, Zigbee2MQTTFiles(cfg, in)...)
 	files = append(files, BackupScheduleFiles(cfg, in)...)

@@ -91,7 +91,7 @@ func MosquittoConf(cfg *schema.Config, in Inputs) File {
 	for _, name := range listenerOrder(cfg) {
 		ln := cfg.Listeners[name]
 		w.section("Listener " + name)
-		if ln.Bind != "" {
+		if ln.Bind != "" && l.Bind {
 			w.opt("listener", fmt.Sprintf("%d %s", ln.Port, ln.Bind))
 		} else {
 			w.opt("listener", ln.Port)

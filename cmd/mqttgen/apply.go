@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,6 +46,9 @@ container, says so, and exits 1.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
+			// Ctrl-C stops at the current step, after its rollback.
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			w := cmd.OutOrStdout()
 			var d *deploy.Desired
 			var saved *deploy.SavedPlan

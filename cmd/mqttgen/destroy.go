@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +32,9 @@ skips the question.`,
 			if ctx == nil {
 				ctx = context.Background()
 			}
+			// Ctrl-C stops at the current step, after its rollback.
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			if asJSON && !autoApprove {
 				return errors.New("--json needs --auto-approve: there is no one to answer the question")
 			}

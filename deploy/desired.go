@@ -1,0 +1,357 @@
+// Package deploy converges a home's broker on a Docker engine, in the way
+// docker compose does: observe what runs under the project's labels, compare
+// it with what home.cue asks for in a pure reconcile that makes a plan of
+// operations, each with its reason, show the plan, then execute it.
+//
+// Unlike compose, it knows Mosquitto: a change of passwd, acl, certificates
+// or of the options Mosquitto reloads is applied in place and signalled with
+// SIGHUP (after checking the acl, since Mosquitto 2.0 fails open on a bad
+// one); other changes replace the container, keeping the named volumes. Every
+// change is verified by an authenticated MQTT connection and rolled back when
+// the broker does not serve it.
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/schema"
+)
+
+// Labels of mqttgen's own on what it creates.
+const (
+	// LabelSpecHash is the SHA-256 of the container's Spec: a container
+	// whose label differs from the desired spec's hash is replaced.
+	LabelSpecHash = "io.mqttgen.spec-hash"
+	// LabelSpec is the Spec itself (JSON), to show what changed.
+	LabelSpec = "io.mqttgen.spec"
+	// LabelConfigDir is where the service's rendered files live in the
+	// container.
+	LabelConfigDir = "io.mqttgen.config-dir"
+)
+
+// Labels of docker compose, so that `docker compose ps` and `logs` show the
+// project's containers and compose treats its networks and volumes as its own.
+const (
+	composeProject    = "com.docker.compose.project"
+	composeService    = "com.docker.compose.service"
+	composeNumber     = "com.docker.compose.container-number"
+	composeOneoff     = "com.docker.compose.oneoff"
+	composeVersion    = "com.docker.compose.version"
+	composeConfigHash = "com.docker.compose.config-hash"
+	composeWorkingDir = "com.docker.compose.project.working_dir"
+	composeFiles      = "com.docker.compose.project.config_files"
+	composeNetwork    = "com.docker.compose.network"
+	composeVolume     = "com.docker.compose.volume"
+	// composeVersionValue is the compose version the labels claim; compose
+	// reads it only for display.
+	composeVersionValue = "2.0.0"
+)
+
+// manifestName lists, in a container's config folder, the files mqttgen
+// deployed there. The Docker API cannot delete a file in a container, so a
+// file the home no longer produces is emptied and dropped from the list.
+const manifestName = ".mqttgen-files"
+
+// brokerUID owns the broker's files: user mosquitto of eclipse-mosquitto.
+const brokerUID = 1883
+
+// Input is what deploy needs of a home.
+type Input struct {
+	Config *schema.Config
+	// Files are the rendered files of the container layout (workspace
+	// Render); those under config/ go into the broker's config folder.
+	Files []generators.File
+	// ExporterPassword is the password of monitoring.prometheus.user.
+	ExporterPassword string
+	// Probe is the login that checks that the broker serves: a user or
+	// device and its password; empty to connect anonymously.
+	Probe Credentials
+	// WorkingDir is the home's folder, for compose's working_dir label.
+	WorkingDir string
+}
+
+// Credentials are an MQTT login.
+type Credentials struct {
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+}
+
+// Desired is the state home.cue asks for.
+type Desired struct {
+	Project    string     `json:"project"`
+	WorkingDir string     `json:"working_dir,omitempty"`
+	Network    Resource   `json:"network"`
+	Volumes    []Resource `json:"volumes"`
+	Services   []Service  `json:"services"`
+	Probe      Probe      `json:"probe"`
+}
+
+// Resource is a network or volume: its key in the compose file and its name.
+type Resource struct {
+	Key  string `json:"key"`
+	Name string `json:"name"`
+}
+
+// Service is one container of the project.
+type Service struct {
+	Name string `json:"name"`
+	Spec Spec   `json:"spec"`
+	Hash string `json:"hash"`
+	// ConfigDir is where Files go in the container; empty when none.
+	ConfigDir string            `json:"config_dir,omitempty"`
+	Files     []generators.File `json:"files,omitempty"`
+	// Reload says the service re-reads its files on SIGHUP (Mosquitto).
+	Reload bool `json:"reload,omitempty"`
+}
+
+// ContainerName is compose's name of the service's first container.
+func ContainerName(project, service string) string { return project + "-" + service + "-1" }
+
+// Spec is everything a container is created from besides its files. A
+// change of any of it replaces the container.
+type Spec struct {
+	Image       string            `json:"image"`
+	Cmd         []string          `json:"cmd,omitempty"`
+	Env         []string          `json:"env,omitempty"`
+	Ports       []Port            `json:"ports,omitempty"`
+	Mounts      []Mount           `json:"mounts,omitempty"`
+	Restart     string            `json:"restart,omitempty"`
+	Healthcheck *Health           `json:"healthcheck,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Network     string            `json:"network"`
+	Aliases     []string          `json:"aliases,omitempty"`
+}
+
+// Port publishes a container port.
+type Port struct {
+	HostIP    string `json:"host_ip,omitempty"`
+	Published int    `json:"published"`
+	Target    int    `json:"target"`
+	Protocol  string `json:"protocol"`
+}
+
+func (p Port) String() string {
+	s := fmt.Sprintf("%d:%d/%s", p.Published, p.Target, p.Protocol)
+	if p.HostIP != "" {
+		s = p.HostIP + ":" + s
+	}
+	return s
+}
+
+// Mount is a named volume in the container.
+type Mount struct {
+	Volume   string `json:"volume"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+func (m Mount) String() string {
+	s := m.Volume + ":" + m.Target
+	if m.ReadOnly {
+		s += ":ro"
+	}
+	return s
+}
+
+// Health is the container's healthcheck.
+type Health struct {
+	Test        []string      `json:"test,omitempty"`
+	Interval    time.Duration `json:"interval,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty"`
+	StartPeriod time.Duration `json:"start_period,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
+}
+
+// Probe is the login that checks that the broker serves.
+type Probe struct {
+	Credentials Credentials `json:"credentials"`
+}
+
+// ErrEngineUnavailable says the bundled broker cannot be deployed yet.
+var ErrEngineUnavailable = fmt.Errorf(`broker.engine "mqttgen": the bundled broker is not available yet, so there is no image to build; use engine "mosquitto" for now`)
+
+// NewDesired builds the desired state: docker-compose.yml as
+// generators.Compose renders it, loaded back with compose-go exactly as
+// `docker compose` loads it, plus the rendered files. The one difference from
+// the file is the config folder: compose bind-mounts ./config, while apply
+// copies the files into the container through the API, owned by the broker's
+// user (1883) and with their modes, which needs no root on this host.
+func NewDesired(in Input) (*Desired, error) {
+	cfg := in.Config
+	if cfg.Broker.Engine == schema.EngineMqttgen {
+		return nil, ErrEngineUnavailable
+	}
+	var configFiles []generators.File
+	for _, f := range in.Files {
+		if rel, ok := strings.CutPrefix(f.Path, "config/"); ok {
+			configFiles = append(configFiles, generators.File{Path: rel, Mode: f.Mode, Data: f.Data})
+		}
+	}
+	if len(configFiles) == 0 {
+		return nil, fmt.Errorf("no rendered files under config/: render the home first")
+	}
+	project, err := LoadCompose(cfg, in.Files)
+	if err != nil {
+		return nil, err
+	}
+	d := &Desired{Project: project.Name, WorkingDir: in.WorkingDir}
+	d.Network = Resource{Key: generators.NetworkKey, Name: networkName(project, generators.NetworkKey)}
+	for _, key := range sortedKeys(project.Volumes) {
+		d.Volumes = append(d.Volumes, Resource{Key: key, Name: volumeName(project, key)})
+	}
+	for _, name := range sortedKeys(project.Services) {
+		svc, err := serviceOf(project, project.Services[name])
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", name, err)
+		}
+		switch name {
+		case generators.BrokerService:
+			svc.Files = configFiles
+			svc.Reload = true
+		case generators.ExporterService:
+			if in.ExporterPassword == "" {
+				return nil, fmt.Errorf("service exporter: no password for %s", cfg.Monitoring.Prometheus.User)
+			}
+			svc.Spec.Env = append(svc.Spec.Env, "MQTT_PASS="+in.ExporterPassword)
+			slices.Sort(svc.Spec.Env)
+		}
+		svc.Hash = svc.Spec.hash()
+		d.Services = append(d.Services, svc)
+	}
+	d.Probe = Probe{Credentials: in.Probe}
+	return d, nil
+}
+
+// LoadCompose renders docker-compose.yml for the home and loads it with
+// compose-go, as `docker compose` would in the output folder.
+func LoadCompose(cfg *schema.Config, files []generators.File) (*types.Project, error) {
+	var yml []byte
+	for _, f := range generators.Compose(cfg, files) {
+		if f.Path == generators.ComposePath {
+			yml = f.Data
+		}
+	}
+	details := types.ConfigDetails{
+		WorkingDir:  "/",
+		ConfigFiles: []types.ConfigFile{{Filename: generators.ComposePath, Content: yml}},
+		Environment: types.Mapping{"COMPOSE_PROJECT_NAME": cfg.Deploy.Project},
+	}
+	p, err := loader.LoadWithContext(context.Background(), details, func(o *loader.Options) {
+		o.SetProjectName(cfg.Deploy.Project, true)
+		o.SkipResolveEnvironment = true // env_file holds a secret deploy gets itself
+		o.ResolvePaths = false
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docker-compose.yml: %w", err)
+	}
+	return p, nil
+}
+
+func networkName(p *types.Project, key string) string {
+	if n := p.Networks[key].Name; n != "" {
+		return n
+	}
+	return p.Name + "_" + key
+}
+
+func volumeName(p *types.Project, key string) string {
+	if n := p.Volumes[key].Name; n != "" {
+		return n
+	}
+	return p.Name + "_" + key
+}
+
+// serviceOf turns a compose service into a Spec, refusing what deploy does
+// not implement rather than ignoring it.
+func serviceOf(p *types.Project, s types.ServiceConfig) (Service, error) {
+	svc := Service{Name: s.Name}
+	sp := Spec{Image: s.Image, Cmd: s.Command, Restart: s.Restart, Labels: map[string]string{}}
+	for k, v := range s.Labels {
+		sp.Labels[k] = v
+	}
+	for k, v := range s.Environment {
+		if v == nil {
+			continue
+		}
+		sp.Env = append(sp.Env, k+"="+*v)
+	}
+	slices.Sort(sp.Env)
+	for _, pc := range s.Ports {
+		published, err := strconv.Atoi(pc.Published)
+		if err != nil {
+			return svc, fmt.Errorf("port %q: only single published ports are supported", pc.Published)
+		}
+		sp.Ports = append(sp.Ports, Port{HostIP: pc.HostIP, Published: published, Target: int(pc.Target), Protocol: pc.Protocol})
+	}
+	for _, v := range s.Volumes {
+		switch v.Type {
+		case types.VolumeTypeVolume:
+			sp.Mounts = append(sp.Mounts, Mount{Volume: volumeName(p, v.Source), Target: v.Target, ReadOnly: v.ReadOnly})
+		case types.VolumeTypeBind:
+			if path.Clean(v.Source) != "config" && path.Base(v.Source) != "config" {
+				return svc, fmt.Errorf("bind mount %s: only ./config is supported", v.Source)
+			}
+			svc.ConfigDir = v.Target
+		default:
+			return svc, fmt.Errorf("volume type %s is not supported", v.Type)
+		}
+	}
+	if h := s.HealthCheck; h != nil && !h.Disable {
+		hc := &Health{Test: h.Test}
+		if h.Interval != nil {
+			hc.Interval = time.Duration(*h.Interval)
+		}
+		if h.Timeout != nil {
+			hc.Timeout = time.Duration(*h.Timeout)
+		}
+		if h.StartPeriod != nil {
+			hc.StartPeriod = time.Duration(*h.StartPeriod)
+		}
+		if h.Retries != nil {
+			hc.Retries = int(*h.Retries)
+		}
+		sp.Healthcheck = hc
+	} else if h != nil {
+		sp.Healthcheck = &Health{Test: []string{"NONE"}}
+	}
+	nets := sortedKeys(s.Networks)
+	if len(nets) != 1 {
+		return svc, fmt.Errorf("want one network, not %d", len(nets))
+	}
+	sp.Network = networkName(p, nets[0])
+	sp.Aliases = []string{s.Name}
+	svc.Spec = sp
+	return svc, nil
+}
+
+func (s Spec) hash() string {
+	data, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// service returns the desired service of that name.
+func (d *Desired) service(name string) *Service {
+	for i := range d.Services {
+		if d.Services[i].Name == name {
+			return &d.Services[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+package deploy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mqttgen/mqttgen/schema"
+	"github.com/mqttgen/mqttgen/workspace"
+)
+
+// FromHome renders a loaded home (container layout) and builds the state it
+// asks for. The probe logs in as the home's first account (any login proves
+// that the broker reads its passwd); the exporter's password is that of
+// monitoring.prometheus.user.
+func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
+	cfg := h.Config
+	if cfg.Broker.Engine == schema.EngineMqttgen {
+		return nil, ErrEngineUnavailable
+	}
+	files, err := h.Render(workspace.RenderOptions{Now: now})
+	if err != nil {
+		return nil, err
+	}
+	in := Input{Config: cfg, Files: files, WorkingDir: h.Dir}
+	accounts := cfg.Accounts()
+	password := func(name string) (string, error) {
+		for _, a := range accounts {
+			if a.Name == name {
+				return h.Secrets.Password(a.Name, a.Password)
+			}
+		}
+		return "", fmt.Errorf("no user or device %s", name)
+	}
+	if len(accounts) > 0 {
+		pw, err := password(accounts[0].Name)
+		if err != nil {
+			return nil, fmt.Errorf("password of %s: %w", accounts[0].Name, err)
+		}
+		in.Probe = Credentials{Username: accounts[0].Name, Password: pw}
+	}
+	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
+		if in.ExporterPassword, err = password(pr.User); err != nil {
+			return nil, fmt.Errorf("monitoring.prometheus.user: %w", err)
+		}
+	}
+	return NewDesired(in)
+}

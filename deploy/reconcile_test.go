@@ -1,0 +1,422 @@
+package deploy
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/schema"
+)
+
+var updatePlans = flag.Bool("update-plans", false, "rewrite testdata/plans (review the diff!)")
+
+const baseHome = `package home
+broker: image: "eclipse-mosquitto:2.0.20"
+listeners: {
+	mqtt: port: 1883
+	mqtts: {port: 8883, tls: true}
+}
+tls: server_names: ["mqtt.home.arpa"]
+users: {
+	admin: acl: ["readwrite #"]
+	homeassistant: preset: "homeassistant"
+}
+devices: sensor: publishes: ["temperature"]
+logging: destinations: ["stderr"]
+deploy: project: "home"
+`
+
+// home loads a home from text, applying each edit (old -> new) first.
+func home(t *testing.T, edits ...string) *schema.Config {
+	t.Helper()
+	text := baseHome
+	for i := 0; i+1 < len(edits); i += 2 {
+		if !strings.Contains(text, edits[i]) {
+			t.Fatalf("edit %q: not in the home", edits[i])
+		}
+		text = strings.Replace(text, edits[i], edits[i+1], 1)
+	}
+	p := filepath.Join(t.TempDir(), "home.cue")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := schema.Load(p)
+	if diags.Errors() > 0 {
+		t.Fatal(diags)
+	}
+	return cfg
+}
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "certs", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// desired renders a home with fixed hashes and certificates (cert is "a" or
+// "b" of testdata/certs) and builds its desired state.
+func desired(t *testing.T, cfg *schema.Config, cert string, bridgePassword ...string) *Desired {
+	t.Helper()
+	in := generators.Inputs{
+		Layout:          generators.ContainerLayout,
+		Passwords:       map[string]string{},
+		Hashes:          map[string]string{},
+		BridgePasswords: map[string]string{},
+		BridgeCAs:       map[string][]byte{},
+	}
+	for _, a := range cfg.Accounts() {
+		in.Hashes[a.Name] = "$7$1000$SALT-OF-" + a.Name + "$HASH-OF-" + a.Name
+		in.Passwords[a.Name] = "PASSWORD-OF-" + a.Name
+	}
+	for name := range cfg.Bridges {
+		in.BridgePasswords[name] = "BRIDGE-PASSWORD-" + name + strings.Join(bridgePassword, "")
+	}
+	if cfg.HasTLS() {
+		in.Certs = &generators.Certs{ServerCert: fixture(t, cert+".crt"), ServerKey: fixture(t, cert+".key"), CA: fixture(t, "a.crt"), ClientCA: fixture(t, "a.crt")}
+	}
+	d, err := NewDesired(Input{
+		Config:           cfg,
+		Files:            generators.Render(cfg, in),
+		ExporterPassword: "EXPORTER-PASSWORD",
+		Probe:            Credentials{Username: "admin", Password: "PASSWORD-OF-admin"},
+		WorkingDir:       "/home/me/home",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// deployed is the observed state after a successful apply of d.
+func deployed(d *Desired) *Observed {
+	o := &Observed{Project: d.Project, Images: map[string]string{}}
+	o.Networks = []Resource{d.Network}
+	o.Volumes = append(o.Volumes, d.Volumes...)
+	for _, s := range d.Services {
+		sp := s.Spec
+		o.Images[sp.Image] = "sha256:" + strings.Repeat("1", 64)
+		o.Containers = append(o.Containers, Container{
+			ID:        "id-" + s.Name,
+			Name:      ContainerName(d.Project, s.Name),
+			Service:   s.Name,
+			Image:     sp.Image,
+			ImageID:   "sha256:" + strings.Repeat("1", 64),
+			State:     "running",
+			SpecHash:  s.Hash,
+			Spec:      &sp,
+			ConfigDir: s.ConfigDir,
+			Files:     s.Files,
+			Managed:   true,
+		})
+	}
+	return o
+}
+
+func checkGolden(t *testing.T, name string, p *Plan) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := p.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "plans", name+".txt")
+	if *updatePlans {
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (go test ./deploy -run TestPlanText -update-plans)", err)
+	}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("plan text differs from %s (review, then -update-plans):\n%s", golden, b.String())
+	}
+	for _, secret := range []string{"HASH-OF-", "PRIVATE KEY", "BRIDGE-PASSWORD", "EXPORTER-PASSWORD", "PASSWORD-OF-"} {
+		if strings.Contains(b.String(), secret) {
+			t.Errorf("plan text shows a secret (%s)", secret)
+		}
+	}
+	var js bytes.Buffer
+	if err := p.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"HASH-OF-", "PRIVATE KEY", "BRIDGE-PASSWORD", "EXPORTER-PASSWORD", "PASSWORD-OF-"} {
+		if strings.Contains(js.String(), secret) {
+			t.Errorf("plan JSON shows a secret (%s)", secret)
+		}
+	}
+}
+
+func summary(p *Plan) [3]int {
+	a, c, d := p.Summary()
+	return [3]int{a, c, d}
+}
+
+func TestPlanText(t *testing.T) {
+	base := desired(t, home(t), "a")
+	tests := []struct {
+		name     string
+		observed func() *Observed
+		want     *Desired
+		actions  []Action
+		summary  [3]int
+	}{{
+		name:     "fresh",
+		observed: func() *Observed { return &Observed{Project: "home"} },
+		want:     base,
+		actions:  []Action{Create, Create, Create, Create},
+		summary:  [3]int{4, 0, 0},
+	}, {
+		name:     "no-changes",
+		observed: func() *Observed { return deployed(base) },
+		want:     base,
+		summary:  [3]int{0, 0, 0},
+	}, {
+		name:     "add-device",
+		observed: func() *Observed { return deployed(base) },
+		want: desired(t, home(t, `devices: sensor: publishes: ["temperature"]`,
+			`devices: {sensor: publishes: ["temperature"], lamp: subscribes: ["set"]}`), "a"),
+		actions: []Action{Update},
+		summary: [3]int{0, 1, 0},
+	}, {
+		name:     "listener-port",
+		observed: func() *Observed { return deployed(base) },
+		want:     desired(t, home(t, "mqtt: port: 1883", "mqtt: port: 1884"), "a"),
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
+	}, {
+		name:     "certificate-renewed",
+		observed: func() *Observed { return deployed(base) },
+		want:     desired(t, home(t), "b"),
+		actions:  []Action{Update},
+		summary:  [3]int{0, 1, 0},
+	}, {
+		name:     "log-types",
+		observed: func() *Observed { return deployed(base) },
+		want:     desired(t, home(t, `logging: destinations: ["stderr"]`, `logging: {destinations: ["stderr"], types: ["error", "warning"]}`), "a"),
+		actions:  []Action{Update},
+		summary:  [3]int{0, 1, 0},
+	}, {
+		name:     "image",
+		observed: func() *Observed { return deployed(base) },
+		want:     desired(t, home(t, "eclipse-mosquitto:2.0.20", "eclipse-mosquitto:2.0.21"), "a"),
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
+	}, {
+		name: "image-rebuilt",
+		observed: func() *Observed {
+			o := deployed(base)
+			o.Images["eclipse-mosquitto:2.0.20"] = "sha256:" + strings.Repeat("2", 64)
+			return o
+		},
+		want:    base,
+		actions: []Action{Replace},
+		summary: [3]int{1, 0, 1},
+	}, {
+		name: "exited",
+		observed: func() *Observed {
+			o := deployed(base)
+			o.Containers[0].State = "exited"
+			return o
+		},
+		want:    base,
+		actions: []Action{Replace},
+		summary: [3]int{1, 0, 1},
+	}, {
+		name: "made-by-compose",
+		observed: func() *Observed {
+			o := deployed(base)
+			o.Containers[0].Managed, o.Containers[0].SpecHash, o.Containers[0].Spec = false, "", nil
+			return o
+		},
+		want:    base,
+		actions: []Action{Replace},
+		summary: [3]int{1, 0, 1},
+	}, {
+		name:     "exporter-added",
+		observed: func() *Observed { return deployed(base) },
+		want:     desired(t, home(t, `deploy: project`, "monitoring: prometheus: {enabled: true, user: \"admin\"}\ndeploy: project"), "a"),
+		actions:  []Action{Create},
+		summary:  [3]int{1, 0, 0},
+	}, {
+		name: "exporter-removed",
+		observed: func() *Observed {
+			return deployed(desired(t, home(t, `deploy: project`, "monitoring: prometheus: {enabled: true, user: \"admin\"}\ndeploy: project"), "a"))
+		},
+		want:    base,
+		actions: []Action{Delete},
+		summary: [3]int{0, 0, 1},
+	}, {
+		name: "bridge-password",
+		observed: func() *Observed {
+			return deployed(desired(t, home(t, `deploy: project`, "bridges: cloud: {address: \"cloud.example.com:8883\", username: \"house\", password: env: \"P\", topics: [{pattern: \"a/#\"}]}\ndeploy: project"), "a"))
+		},
+		want:    desired(t, home(t, `deploy: project`, "bridges: cloud: {address: \"cloud.example.com:8883\", username: \"house\", password: env: \"P\", topics: [{pattern: \"a/#\"}]}\ndeploy: project"), "a", "-rotated"),
+		actions: []Action{Replace},
+		summary: [3]int{1, 0, 1},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Reconcile(tc.want, tc.observed())
+			var actions []Action
+			for _, op := range p.Ops {
+				actions = append(actions, op.Action)
+			}
+			if strings.Join(strs2(actions), " ") != strings.Join(strs2(tc.actions), " ") {
+				t.Errorf("actions %v, want %v", actions, tc.actions)
+			}
+			if summary(p) != tc.summary {
+				t.Errorf("summary %v, want %v", summary(p), tc.summary)
+			}
+			checkGolden(t, tc.name, p)
+		})
+	}
+}
+
+func strs2(a []Action) []string {
+	out := make([]string, len(a))
+	for i, x := range a {
+		out[i] = string(x)
+	}
+	return out
+}
+
+func TestReconcileIsPure(t *testing.T) {
+	d := desired(t, home(t), "a")
+	o := &Observed{Project: "home"}
+	var a, b bytes.Buffer
+	Reconcile(d, o).WriteText(&a)
+	Reconcile(d, o).WriteText(&b)
+	if a.String() != b.String() {
+		t.Fatal("two reconciles of the same states differ")
+	}
+}
+
+func TestConfForcesRestart(t *testing.T) {
+	base := "# c\npersistence true\nlog_type error\nallow_anonymous false\n\nlistener 1883\nprotocol mqtt\n"
+	for _, tc := range []struct {
+		name, conf string
+		restart    bool
+	}{
+		{"comment only", strings.Replace(base, "# c", "# other", 1), false},
+		{"log type", strings.Replace(base, "log_type error", "log_type error\nlog_type warning", 1), false},
+		{"anonymous", strings.Replace(base, "allow_anonymous false", "allow_anonymous true", 1), false},
+		{"listener", strings.Replace(base, "listener 1883", "listener 1884", 1), true},
+		{"listener option", strings.Replace(base, "protocol mqtt", "protocol websockets", 1), true},
+		{"user", "user nobody\n" + base, true},
+		{"per listener", "per_listener_settings true\n" + base, true},
+	} {
+		why := confForcesRestart([]byte(base), []byte(tc.conf))
+		if (why != "") != tc.restart {
+			t.Errorf("%s: restart %q, want restart=%v", tc.name, why, tc.restart)
+		}
+	}
+}
+
+func TestValidateFiles(t *testing.T) {
+	good := map[string][]byte{
+		"acl":    []byte("user admin\ntopic readwrite #\n"),
+		"passwd": []byte("admin:$7$101$AAAAAAAAAAAAAAAA$" + strings.Repeat("A", 86) + "==\n"),
+	}
+	if err := validateFiles(good); err != nil {
+		t.Fatalf("good files: %v", err)
+	}
+	for name, files := range map[string]map[string][]byte{
+		"acl":    {"acl": []byte("user admin\ntopic readwrite a/#/b\n")},
+		"passwd": {"passwd": []byte("admin:$7$101$short$short\n")},
+		"cert":   {"certs/server.crt": fixture(t, "a.crt"), "certs/server.key": fixture(t, "b.key")},
+	} {
+		if err := validateFiles(files); err == nil {
+			t.Errorf("bad %s accepted", name)
+		}
+	}
+}
+
+func TestUnifiedDiff(t *testing.T) {
+	old := []byte("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
+	want := []byte("a\nb\nc\nd\nE\nf\ng\nh\ni\nj\nk\n")
+	got := unifiedDiff("x", old, want)
+	const expect = `--- x (deployed)
++++ x (home.cue)
+@@ -2,9 +2,10 @@
+ b
+ c
+ d
+-e
++E
+ f
+ g
+ h
+ i
+ j
++k
+`
+	if got != expect {
+		t.Errorf("diff:\n%s\nwant:\n%s", got, expect)
+	}
+	if unifiedDiff("x", old, old) != "" {
+		t.Error("a diff of equal files")
+	}
+}
+
+// TestCheckCertificates: a TLS listener that presents another certificate
+// than the deployed one fails the check.
+func TestCheckCertificates(t *testing.T) {
+	pair, err := tls.X509KeyPair(fixture(t, "a.crt"), fixture(t, "a.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	targets := []ProbeTarget{{Listener: "mqtts", Port: l.Addr().(*net.TCPAddr).Port, TLS: true}}
+	if err := checkCertificates("127.0.0.1", targets, fixture(t, "a.crt")); err != nil {
+		t.Errorf("the served certificate: %v", err)
+	}
+	if err := checkCertificates("127.0.0.1", targets, fixture(t, "b.crt")); err == nil || !strings.Contains(err.Error(), "previous certificate") {
+		t.Errorf("another certificate: %v", err)
+	}
+}
+
+func TestProbeTargets(t *testing.T) {
+	conf := []byte("persistence true\n\n# Listener mqtt\nlistener 1883\nprotocol mqtt\n\n# Listener ws\nlistener 9001\nprotocol websockets\ncertfile /x\nrequire_certificate true\n\nlistener 7000\n")
+	sp := &Spec{Ports: []Port{{HostIP: "0.0.0.0", Published: 1884, Target: 1883, Protocol: "tcp"}, {Published: 9001, Target: 9001, Protocol: "tcp"}}}
+	got := probeTargets([]generators.File{{Path: "mosquitto.conf", Data: conf}}, sp)
+	want := []ProbeTarget{
+		{Listener: "1884", HostIP: "0.0.0.0", Port: 1884},
+		{Listener: "9001", Port: 9001, TLS: true, Websockets: true, ClientCert: true},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("targets %+v, want %+v (an unpublished listener is not probed)", got, want)
+	}
+}
+
+func TestBundledEngineUnavailable(t *testing.T) {
+	cfg := home(t, `broker: image: "eclipse-mosquitto:2.0.20"`, `broker: engine: "mqttgen"`)
+	if _, err := NewDesired(Input{Config: cfg}); !errors.Is(err, ErrEngineUnavailable) {
+		t.Fatalf("engine mqttgen: %v", err)
+	}
+}
