@@ -8,13 +8,18 @@ package secrets
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
@@ -144,48 +149,127 @@ func (s *Store) ensureDir(sub string) error {
 
 // Hashes returns a hash of each account's password: the kept one while it
 // still verifies with the wanted iteration count, a new one otherwise. New
-// hashes are kept in the state directory.
+// hashes are kept in the state directory (passwd.hashes).
+//
+// Verifying a kept hash costs a PBKDF2 run, which for a thousand devices
+// takes seconds; so beside each kept hash the state directory keeps a
+// fingerprint, SHA-256 of hash and password, and a hash whose fingerprint
+// matches is kept without PBKDF2. The fingerprint reveals nothing the state
+// directory does not already hold: the passwords themselves.
 func (s *Store) Hashes(passwords map[string]string, iterations int) (map[string]string, error) {
-	cachePath := filepath.Join(s.Dir, "passwd.hashes")
-	kept := map[string]string{}
-	if data, err := os.ReadFile(cachePath); err == nil {
-		entries, err := passwd.Parse(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v (delete it to hash anew)", cachePath, err)
-		}
-		for _, e := range entries {
-			kept[e.User] = e.Hash
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	hashPath := filepath.Join(s.Dir, "passwd.hashes")
+	printPath := filepath.Join(s.Dir, "passwd.fingerprints")
+	kept, err := readEntries(hashPath, true)
+	if err != nil {
+		return nil, err
+	}
+	prints, err := readEntries(printPath, false)
+	if err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
-	changed := false
+	var todo []string
 	for _, name := range schema.SortedKeys(passwords) {
 		pw := passwords[name]
-		if h, ok := kept[name]; ok && sameIterations(h, iterations) && passwd.Verify(h, pw) {
+		h, ok := kept[name]
+		switch {
+		case !ok || !sameIterations(h, iterations):
+			todo = append(todo, name)
+		case prints[name] == fingerprint(h, pw):
 			out[name] = h
-			continue
+		case passwd.Verify(h, pw):
+			out[name] = h
+		default:
+			todo = append(todo, name)
 		}
-		h, err := passwd.Hash(pw, iterations)
-		if err != nil {
-			return nil, err
-		}
-		out[name], changed = h, true
 	}
-	if changed || len(kept) != len(out) {
-		var entries []passwd.Entry
-		for _, name := range schema.SortedKeys(out) {
-			entries = append(entries, passwd.Entry{User: name, Hash: out[name]})
-		}
+	if err := hashAll(todo, passwords, iterations, out); err != nil {
+		return nil, err
+	}
+	newPrints := map[string]string{}
+	for name, h := range out {
+		newPrints[name] = fingerprint(h, passwords[name])
+	}
+	if !maps.Equal(out, kept) || !maps.Equal(newPrints, prints) {
 		if err := s.ensureDir("passwords"); err != nil {
 			return nil, err
 		}
-		if err := atomicfile.Write(cachePath, passwd.Format(entries), 0o600); err != nil {
+		if err := writeEntries(hashPath, out); err != nil {
+			return nil, err
+		}
+		if err := writeEntries(printPath, newPrints); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// hashAll hashes the passwords of names on every core.
+func hashAll(names []string, passwords map[string]string, iterations int, out map[string]string) error {
+	hashes := make([]string, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range work {
+				hashes[i], errs[i] = passwd.Hash(passwords[names[i]], iterations)
+			}
+		})
+	}
+	for i := range names {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for i, name := range names {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		out[name] = hashes[i]
+	}
+	return nil
+}
+
+func fingerprint(hash, password string) string {
+	sum := sha256.Sum256([]byte("mqttgen fingerprint\x00" + hash + "\x00" + password))
+	return hex.EncodeToString(sum[:])
+}
+
+// readEntries reads name:value lines; hashes are checked as Mosquitto's.
+func readEntries(path string, hashes bool) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	if hashes {
+		entries, err := passwd.Parse(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v (delete it to hash anew)", path, err)
+		}
+		for _, e := range entries {
+			out[e.User] = e.Hash
+		}
+		return out, nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, value, ok := strings.Cut(line, ":"); ok {
+			out[name] = value
+		}
+	}
+	return out, nil
+}
+
+func writeEntries(path string, m map[string]string) error {
+	var entries []passwd.Entry
+	for _, name := range schema.SortedKeys(m) {
+		entries = append(entries, passwd.Entry{User: name, Hash: m[name]})
+	}
+	return atomicfile.Write(path, passwd.Format(entries), 0o600)
 }
 
 func sameIterations(h string, iterations int) bool {

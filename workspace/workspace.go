@@ -289,16 +289,21 @@ func Write(out string, files []generators.File, local bool) error {
 	}
 	old := readManifest(out)
 	var list bytes.Buffer
+	batch := make([]atomicfile.File, 0, len(files))
 	for _, f := range files {
 		p := filepath.Join(out, filepath.FromSlash(f.Path))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := atomicfile.Write(p, f.Data, f.Mode); err != nil {
-			return err
-		}
 		fmt.Fprintln(&list, f.Path)
 		delete(old, f.Path)
+		if unchanged(p, f) {
+			continue
+		}
+		batch = append(batch, atomicfile.File{Path: p, Data: f.Data, Mode: f.Mode})
+	}
+	if err := atomicfile.WriteAll(batch); err != nil {
+		return err
 	}
 	for p := range old {
 		if err := os.Remove(filepath.Join(out, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -355,6 +360,16 @@ func chownTree(dir, name string) error {
 		}
 		return os.Lchown(p, uid, gid)
 	})
+}
+
+// unchanged reports whether the file at p already holds f, mode included.
+func unchanged(p string, f generators.File) bool {
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != f.Mode || st.Size() != int64(len(f.Data)) {
+		return false
+	}
+	data, err := os.ReadFile(p)
+	return err == nil && bytes.Equal(data, f.Data)
 }
 
 func readManifest(out string) map[string]bool {

@@ -6,6 +6,6 @@ import (
 	_ "github.com/compose-spec/compose-go/v2/loader"
 	_ "github.com/eclipse/paho.golang/paho"
 	_ "github.com/eclipse/paho.mqtt.golang"
-	_ "github.com/mochi-mqtt/server/v2"
 	_ "github.com/moby/moby/client"
+	_ "github.com/mochi-mqtt/server/v2"
 )
