@@ -23,6 +23,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/generators"
 )
 
@@ -31,9 +32,9 @@ type Event struct {
 	Time     time.Time `json:"time"`
 	Resource string    `json:"resource"`
 	Action   Action    `json:"action,omitempty"`
-	// Step: creating, created, stopping, copying, starting, waiting, ready,
-	// reloading, replacing, removing, removed, rolling-back, rolled-back,
-	// failed.
+	// Step: creating, created, backing-up, backed-up, stopping, copying,
+	// starting, waiting, ready, reloading, replacing, removing, removed,
+	// rolling-back, rolled-back, restoring, failed.
 	Step    string `json:"step"`
 	Message string `json:"message"`
 	Error   string `json:"error,omitempty"`
@@ -672,6 +673,36 @@ func logTail(logs string, n int) string {
 	return "\n    " + strings.Join(lines, "\n    ")
 }
 
+// backupBefore takes a backup of the broker in cur (see backup.Create)
+// into the home's backup folder, keeping backup.keep archives.
+func (x *executor) backupBefore(ctx context.Context, op Op, cur *Container, reason string) error {
+	b := x.d.Backup
+	x.emit(op, "backing-up", "Taking a backup into %s first...", b.Dir)
+	res, err := backup.Create(ctx, x.cli, backup.Options{
+		Project: x.d.Project, Dir: b.Dir, Keep: b.Keep, StateDir: b.StateDir, ContainerID: cur.ID, Reason: reason,
+		Progress: func(msg string) { x.emit(op, "backing-up", "%s", msg) },
+	})
+	if err != nil {
+		return fmt.Errorf("the backup before replacing the broker failed: %w", err)
+	}
+	x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, byteSize(res.Size))
+	if len(res.Removed) > 0 {
+		x.emit(op, "backed-up", "Removed %s (backup.keep %d)", plural(len(res.Removed), "older archive"), b.Keep)
+	}
+	return nil
+}
+
+// byteSize is a size for people.
+func byteSize(n int64) string {
+	switch {
+	case n < 1024:
+		return fmt.Sprintf("%d B", n)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/1024/1024)
+}
+
 // replaceService stops the current container, keeps it aside under another
 // name, and creates the new one on the same volumes. If the new one does not
 // serve, it is removed and the previous one is renamed back and started.
@@ -682,6 +713,16 @@ func (x *executor) replaceService(ctx context.Context, op Op) error {
 		return fmt.Errorf("container %s is not in the observed state", op.ContainerID)
 	}
 	wasRunning := cur.State == "running"
+	if s.Reload && x.d.Backup != nil {
+		if err := x.backupBefore(ctx, op, cur, "apply, before replacing the broker"); err != nil {
+			if wasRunning {
+				return &ApplyError{Op: op, Cause: fmt.Errorf("%w; nothing was changed", err)}
+			}
+			// A broker that does not run may be what the replacement
+			// repairs: its volumes are kept anyway.
+			x.emit(op, "backing-up", "Warning: %v; replacing the broker that is %s anyway (its volumes are kept)", err, cur.State)
+		}
+	}
 	timeout := int(x.opts.StopTimeout / time.Second)
 	x.emit(op, "stopping", "Stopping %s (the broker writes its persistence file)...", cur.Name)
 	if _, err := x.cli.ContainerStop(ctx, cur.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil {

@@ -81,6 +81,20 @@ type Input struct {
 	Probe Credentials
 	// WorkingDir is the home's folder, for compose's working_dir label.
 	WorkingDir string
+	// Now is when Files were rendered: a deployed certificate is shown as
+	// due for renewal against it. Zero leaves that reason out.
+	Now time.Time
+	// Backup is where apply keeps the backup it takes before it replaces
+	// the broker; nil takes none.
+	Backup *BackupTarget
+}
+
+// BackupTarget is a home's backup folder and retention.
+type BackupTarget struct {
+	Dir  string `json:"dir"`
+	Keep int    `json:"keep"`
+	// StateDir is the state directory, whose certificates go into backups.
+	StateDir string `json:"state_dir,omitempty"`
 }
 
 // Credentials are an MQTT login.
@@ -97,6 +111,10 @@ type Desired struct {
 	Volumes    []Resource `json:"volumes"`
 	Services   []Service  `json:"services"`
 	Probe      Probe      `json:"probe"`
+	// Now is when the files were rendered (see Input).
+	Now time.Time `json:"now,omitzero"`
+	// Backup is taken before a replacement of the broker (see Input).
+	Backup *BackupTarget `json:"backup,omitempty"`
 }
 
 // Resource is a network or volume: its key in the compose file and its name.
@@ -207,7 +225,7 @@ func NewDesired(in Input) (*Desired, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Desired{Project: project.Name, WorkingDir: in.WorkingDir}
+	d := &Desired{Project: project.Name, WorkingDir: in.WorkingDir, Now: in.Now, Backup: in.Backup}
 	d.Network = Resource{Key: generators.NetworkKey, Name: networkName(project, generators.NetworkKey)}
 	for _, key := range sortedKeys(project.Volumes) {
 		d.Volumes = append(d.Volumes, Resource{Key: key, Name: volumeName(project, key)})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
@@ -11,7 +12,8 @@ import (
 // FromHome renders a loaded home (container layout) and builds the state it
 // asks for. The probe logs in as the home's first account (any login proves
 // that the broker reads its passwd); the exporter's password is that of
-// monitoring.prometheus.user.
+// monitoring.prometheus.user. The backup apply takes before it replaces the
+// broker goes to backup.dir (see backup.Location).
 func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	cfg := h.Config
 	if cfg.Broker.Engine == schema.EngineMqttgen {
@@ -21,7 +23,9 @@ func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := Input{Config: cfg, Files: files, WorkingDir: h.Dir}
+	dir, keep := backup.Location(h)
+	in := Input{Config: cfg, Files: files, WorkingDir: h.Dir, Now: now,
+		Backup: &BackupTarget{Dir: dir, Keep: keep, StateDir: h.Secrets.Dir}}
 	accounts := cfg.Accounts()
 	password := func(name string) (string, error) {
 		for _, a := range accounts {

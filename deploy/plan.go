@@ -55,6 +55,9 @@ func (p *Plan) WriteText(w io.Writer) error {
 		for _, r := range op.Reasons {
 			fmt.Fprintf(&b, "  #   because %s\n", r)
 		}
+		if op.BackupDir != "" {
+			fmt.Fprintf(&b, "  #   (a backup of its data and config is taken first, into %s)\n", op.BackupDir)
+		}
 		sym := symbols[op.Action]
 		if op.Kind != KindContainer || op.Action == Delete || len(op.Changes)+len(op.Files) == 0 {
 			fmt.Fprintf(&b, "%s %s %q\n", sym, op.Kind, op.Name)

@@ -17,6 +17,8 @@ const (
 	Update  Action = "update"  // files in place, then SIGHUP
 	Replace Action = "replace" // remove and create, volumes kept
 	Delete  Action = "delete"
+	// RestoreData writes a backup's data and config (mqttgen restore).
+	RestoreData Action = "restore"
 )
 
 // Kinds of resources.
@@ -47,6 +49,9 @@ type Op struct {
 	Files []FileChange `json:"files,omitempty"`
 	// ContainerID is the observed container an update, replace or delete acts on.
 	ContainerID string `json:"container_id,omitempty"`
+	// BackupDir is where apply writes the backup it takes before it
+	// replaces the broker.
+	BackupDir string `json:"backup_dir,omitempty"`
 }
 
 // Change is one attribute of a container's spec.
@@ -202,16 +207,20 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 		}
 	}
 
+	certs := certificateReasons(cur.Files, s.Files, d.Now)
 	switch {
 	case len(replace) > 0:
 		op.Action = Replace
-		op.Reasons = replace
+		op.Reasons = append(replace, certs...)
+		if s.Reload && d.Backup != nil {
+			op.BackupDir = d.Backup.Dir
+		}
 		if cur.Name != name {
 			op.Name = name
 		}
 	case len(op.Files) > 0:
 		op.Action = Update
-		op.Reasons = []string{fmt.Sprintf("%s changed, which Mosquitto reloads on SIGHUP: clients stay connected", strings.Join(reloadable, ", "))}
+		op.Reasons = append(certs, fmt.Sprintf("%s changed, which Mosquitto reloads on SIGHUP: clients stay connected", strings.Join(reloadable, ", ")))
 	default:
 		return nil
 	}

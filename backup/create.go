@@ -1,0 +1,562 @@
+package backup
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// Labels mqttgen and docker compose put on the project's containers.
+const (
+	labelProject   = "com.docker.compose.project"
+	labelService   = "com.docker.compose.service"
+	labelOneoff    = "com.docker.compose.oneoff"
+	labelConfigDir = "io.mqttgen.config-dir"
+	labelEngine    = "io.mqttgen.engine"
+	brokerService  = "broker"
+	// filesManifest lists, in the config folder, the files mqttgen
+	// deployed there (deploy's manifest): others are leftovers.
+	filesManifest = ".mqttgen-files"
+)
+
+// Default folders of the eclipse-mosquitto image.
+const (
+	DefaultConfigDir = "/mosquitto/config"
+	DefaultDataDir   = "/mosquitto/data"
+)
+
+// Target is the broker container a backup is read from.
+type Target struct {
+	ID        string
+	Name      string
+	Image     string
+	ImageID   string
+	Engine    string
+	State     string
+	Running   bool
+	StartedAt time.Time
+	ConfigDir string
+	// DataDir is where the data volume is mounted (persistence_location).
+	DataDir string
+}
+
+// ErrNoBroker says the project has no broker container on the engine.
+var ErrNoBroker = errors.New("no broker container")
+
+// FindBroker finds the project's broker container by compose's labels
+// (id, when given, names it directly).
+func FindBroker(ctx context.Context, cli *client.Client, project, id string) (*Target, error) {
+	if id == "" {
+		f := client.Filters{}.Add("label", labelProject+"="+project).Add("label", labelService+"="+brokerService)
+		cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			return nil, fmt.Errorf("list containers: %w", err)
+		}
+		want := project + "-" + brokerService + "-1"
+		for _, c := range cl.Items {
+			if c.Labels[labelOneoff] == "True" {
+				continue
+			}
+			if id == "" || slices.Contains(c.Names, "/"+want) {
+				id = c.ID
+			}
+		}
+		if id == "" {
+			return nil, fmt.Errorf("project %q has %w on the Docker engine: nothing to back up (mqttgen apply deploys it)", project, ErrNoBroker)
+		}
+	}
+	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("inspect the broker container: %w", err)
+	}
+	c := res.Container
+	t := &Target{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), ImageID: c.Image, ConfigDir: DefaultConfigDir, DataDir: DefaultDataDir}
+	if c.Config != nil {
+		t.Image = c.Config.Image
+		t.Engine = c.Config.Labels[labelEngine]
+		if d := c.Config.Labels[labelConfigDir]; d != "" {
+			t.ConfigDir = d
+		}
+	}
+	if st := c.State; st != nil {
+		t.State = string(st.Status)
+		t.Running = st.Running && !st.Restarting
+		t.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+	}
+	for _, m := range c.Mounts {
+		if strings.HasSuffix(m.Name, "_data") || m.Destination == DefaultDataDir {
+			t.DataDir = m.Destination
+		}
+	}
+	return t, nil
+}
+
+// Options of Create.
+type Options struct {
+	Project string
+	// Dir is the backup folder; Keep archives of the project are kept
+	// there after this one is written (0 removes none).
+	Dir  string
+	Keep int
+	// Protect lists archives retention must not remove.
+	Protect []string
+	// StateDir is the state directory: its certificates go into the
+	// archive, and with WithSecrets its keys and passwords, encrypted with
+	// Passphrase.
+	StateDir    string
+	WithSecrets bool
+	Passphrase  string
+	// ContainerID names the broker's container; "" finds it by labels.
+	ContainerID string
+	// Reason is recorded in the manifest.
+	Reason string
+	// FlushTimeout bounds the wait for the database after SIGUSR1
+	// (default 30s).
+	FlushTimeout time.Duration
+	// Progress receives a line per step; nil drops them.
+	Progress func(string)
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Result is a written archive.
+type Result struct {
+	Path     string
+	Size     int64
+	Manifest *Manifest
+	// Removed are the older archives retention removed.
+	Removed []string
+	// FlushTook is how long the broker took to write its database.
+	FlushTook time.Duration
+	// Counts of what the archive holds.
+	ConfigFiles, DataFiles, StateFiles int
+}
+
+// Create backs up the project's broker without stopping it: it sends
+// SIGUSR1 (Mosquitto writes its persistence database; clients stay
+// connected), waits until the database file changed, then reads the data
+// volume and the deployed config through the Docker API (GET
+// /containers/{id}/archive), adds the state directory's certificates, and
+// writes the archive into opts.Dir atomically. A stopped broker is backed up
+// as its volume holds it.
+func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, error) {
+	if opts.WithSecrets {
+		if err := CheckPassphrase(opts.Passphrase); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.FlushTimeout == 0 {
+		opts.FlushTimeout = 30 * time.Second
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("no backup folder")
+	}
+	t, err := FindBroker(ctx, cli, opts.Project, opts.ContainerID)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Project: opts.Project, Reason: opts.Reason, Broker: Broker{
+		Container: t.Name, ID: t.ID, Image: t.Image, ImageID: t.ImageID, Engine: t.Engine, State: t.State,
+		ConfigDir: t.ConfigDir, DataDir: t.DataDir,
+	}}
+
+	// The config first: it says where the database is.
+	config, err := ReadDir(ctx, cli, t.ID, t.ConfigDir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", t.ConfigDir, t.Name, err)
+	}
+	config = deployedOnly(config)
+	var conf []byte
+	for _, f := range config {
+		if f.Path == "mosquitto.conf" {
+			conf = f.Data
+		}
+	}
+	persistence, location, dbFile := persistenceOf(conf, t.Engine)
+	if location != "" {
+		t.DataDir = location
+		m.Broker.DataDir = location
+	}
+	m.Broker.Persistence, m.Broker.Database = persistence, dbFile
+
+	var took time.Duration
+	switch {
+	case !persistence:
+		m.Notes = append(m.Notes, "persistence is off in mosquitto.conf: retained messages and sessions live only in the broker's memory and are not in this backup")
+		progress("Persistence is off: the broker keeps no database to back up")
+	case !t.Running:
+		m.Notes = append(m.Notes, fmt.Sprintf("the broker was %s: the database is the one it wrote when it stopped", t.State))
+		progress(fmt.Sprintf("The broker is %s, not running: backing up the database it wrote when it stopped", t.State))
+	default:
+		progress(fmt.Sprintf("Asking the broker %s to write its database (SIGUSR1)...", t.Name))
+		at, d, err := flush(ctx, cli, t, dbFile, opts.FlushTimeout)
+		if err != nil {
+			return nil, err
+		}
+		took = d
+		m.Broker.Flushed, m.Broker.FlushedAt = true, at
+		progress(fmt.Sprintf("The broker wrote %s after %s", path.Join(t.DataDir, dbFile), d.Round(time.Millisecond)))
+	}
+
+	data, dataRoot, err := readData(ctx, cli, t.ID, t.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", t.DataDir, t.Name, err)
+	}
+	m.Broker.DataMode, m.Broker.DataUID, m.Broker.DataGID = modeString(dataRoot.Mode), dataRoot.UID, dataRoot.GID
+
+	var files, secrets []File
+	for _, f := range config {
+		f.Path = ConfigPrefix + f.Path
+		switch {
+		case isPrivateKey(f.Data):
+			reason := "a private key: only --with-secrets stores it, encrypted"
+			if opts.WithSecrets {
+				secrets = append(secrets, f)
+				reason = "a private key: in " + SecretsName + ", encrypted"
+			}
+			m.Omitted = append(m.Omitted, Omitted{Path: f.Path, Reason: reason, SHA256: digest(f.Data), Mode: modeString(f.Mode), UID: f.UID, GID: f.GID})
+			continue
+		case strings.HasSuffix(f.Path, ".conf"):
+			if red, what := redactConf(f.Data); what != nil {
+				if opts.WithSecrets {
+					secrets = append(secrets, f)
+				}
+				f.Data, f.Redacted = red, what
+			}
+		}
+		files = append(files, f)
+	}
+	for _, f := range data {
+		f.Path = DataPrefix + f.Path
+		files = append(files, f)
+	}
+	state, stateSecrets, omitted, err := readState(opts.StateDir, opts.WithSecrets)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, state...)
+	secrets = append(secrets, stateSecrets...)
+	m.Omitted = append(m.Omitted, omitted...)
+	res := &Result{FlushTook: took, Manifest: m, ConfigFiles: len(config), DataFiles: len(data), StateFiles: len(state) + len(stateSecrets)}
+
+	// Name the archive by the second it is written; a second archive in the
+	// same second waits for the next.
+	for attempt := 0; ; attempt++ {
+		m.Created = opts.Now().UTC().Truncate(time.Second)
+		all := files
+		m.Secrets = nil
+		if opts.WithSecrets {
+			info, blob, err := seal(secrets, opts.Passphrase, m.Project, m.Created)
+			if err != nil {
+				return nil, err
+			}
+			m.Secrets = info
+			all = append(slices.Clone(files), File{Path: SecretsName, Mode: 0o600, Data: blob})
+		}
+		p, size, err := writeFile(opts.Dir, m, all)
+		if err != nil && errors.Is(err, fs.ErrExist) && attempt < 3 {
+			time.Sleep(time.Until(m.Created.Add(time.Second)) + 10*time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write the archive: %w", err)
+		}
+		res.Path, res.Size = p, size
+		break
+	}
+	if opts.Keep > 0 {
+		removed, err := Prune(opts.Dir, opts.Project, opts.Keep, append(opts.Protect, res.Path)...)
+		res.Removed = removed
+		if err != nil {
+			return res, fmt.Errorf("the archive is written (%s), but removing older ones failed: %w", res.Path, err)
+		}
+	}
+	return res, nil
+}
+
+// Flush asks the broker in container id to write its persistence database
+// now (SIGUSR1) and waits until it did, so that its volume holds what it
+// holds in memory. A broker that does not run or has persistence off is
+// left alone (flushed false).
+func Flush(ctx context.Context, cli *client.Client, project, id string, timeout time.Duration) (flushed bool, err error) {
+	t, err := FindBroker(ctx, cli, project, id)
+	if err != nil {
+		return false, err
+	}
+	config, err := ReadDir(ctx, cli, t.ID, t.ConfigDir)
+	if err != nil {
+		return false, err
+	}
+	var conf []byte
+	for _, f := range deployedOnly(config) {
+		if f.Path == "mosquitto.conf" {
+			conf = f.Data
+		}
+	}
+	on, location, file := persistenceOf(conf, t.Engine)
+	if location != "" {
+		t.DataDir = location
+	}
+	if !on || !t.Running {
+		return false, nil
+	}
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	_, _, err = flush(ctx, cli, t, file, timeout)
+	return err == nil, err
+}
+
+// persistenceOf reads persistence, persistence_location and
+// persistence_file from a mosquitto.conf; the database's name defaults to
+// the engine's.
+func persistenceOf(conf []byte, engine string) (on bool, location, file string) {
+	file = "mosquitto.db"
+	if engine == "mqttgen" {
+		file = "mqttgen-broker.db"
+	}
+	sc := bufio.NewScanner(bytes.NewReader(conf))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch f[0] {
+		case "persistence":
+			on = f[1] == "true"
+		case "persistence_location":
+			location = strings.TrimSuffix(f[1], "/")
+			if location == "" {
+				location = "/"
+			}
+		case "persistence_file":
+			file = f[1]
+		}
+	}
+	return on, location, file
+}
+
+// flush sends SIGUSR1 and waits until the database's size or modification
+// time changes (or it appears), as the engine reports them.
+func flush(ctx context.Context, cli *client.Client, t *Target, dbFile string, timeout time.Duration) (time.Time, time.Duration, error) {
+	db := path.Join(t.DataDir, dbFile)
+	stat := func() (size int64, mtime time.Time, ok bool, err error) {
+		res, err := cli.ContainerStatPath(ctx, t.ID, client.ContainerStatPathOptions{Path: db})
+		if cerrdefs.IsNotFound(err) {
+			return 0, time.Time{}, false, nil
+		}
+		if err != nil {
+			return 0, time.Time{}, false, err
+		}
+		return res.Stat.Size, res.Stat.Mtime, true, nil
+	}
+	size0, mtime0, existed, err := stat()
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("stat %s: %w", db, err)
+	}
+	start := time.Now()
+	if _, err := cli.ContainerKill(ctx, t.ID, client.ContainerKillOptions{Signal: "SIGUSR1"}); err != nil {
+		return time.Time{}, 0, fmt.Errorf("signal the broker: %w", err)
+	}
+	for {
+		size, mtime, ok, err := stat()
+		if err != nil {
+			return time.Time{}, 0, fmt.Errorf("stat %s: %w", db, err)
+		}
+		if ok && (!existed || size != size0 || !mtime.Equal(mtime0)) {
+			return mtime, time.Since(start), nil
+		}
+		if time.Since(start) > timeout {
+			return time.Time{}, 0, fmt.Errorf("the broker did not write %s within %s of SIGUSR1 (is persistence_location right, and the volume writable by the broker?)", db, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, 0, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// ReadDir reads the regular files under dir in a container through the
+// API, with their modes and owners; paths are relative to dir. A missing
+// dir has no files.
+func ReadDir(ctx context.Context, cli *client.Client, id, dir string) ([]File, error) {
+	files, _, err := readTree(ctx, cli, id, dir)
+	return files, err
+}
+
+func readData(ctx context.Context, cli *client.Client, id, dir string) ([]File, File, error) {
+	files, root, err := readTree(ctx, cli, id, dir)
+	if err != nil {
+		return nil, root, err
+	}
+	// A database being written (Mosquitto's mosquitto.db.new, the bundled
+	// broker's temporary file) is not a database.
+	files = slices.DeleteFunc(files, func(f File) bool {
+		base := path.Base(f.Path)
+		return strings.HasSuffix(base, ".new") || (strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp"))
+	})
+	return files, root, nil
+}
+
+func readTree(ctx context.Context, cli *client.Client, id, dir string) ([]File, File, error) {
+	root := File{Mode: 0o755}
+	res, err := cli.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{SourcePath: dir})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, root, nil
+		}
+		return nil, root, err
+	}
+	defer res.Content.Close()
+	var out []File
+	tr := tar.NewReader(res.Content)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, root, err
+		}
+		// Entries are named <base of dir>/<path>.
+		_, rel, _ := strings.Cut(strings.TrimSuffix(h.Name, "/"), "/")
+		if rel == "" && h.Typeflag == tar.TypeDir {
+			root = File{Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid}
+			continue
+		}
+		if h.Typeflag != tar.TypeReg || !fs.ValidPath(rel) {
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, root, err
+		}
+		out = append(out, File{Path: rel, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid, ModTime: h.ModTime, Data: data})
+	}
+	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	return out, root, nil
+}
+
+// deployedOnly keeps the files deploy's manifest lists (a file the home no
+// longer produces is emptied and dropped from it, since the API cannot
+// delete it); without a manifest, every file.
+func deployedOnly(files []File) []File {
+	var list []byte
+	found := false
+	for _, f := range files {
+		if f.Path == filesManifest {
+			list, found = f.Data, true
+		}
+	}
+	if !found {
+		return files
+	}
+	keep := map[string]bool{}
+	for _, l := range strings.Split(string(list), "\n") {
+		keep[l] = true
+	}
+	return slices.DeleteFunc(slices.Clone(files), func(f File) bool { return !keep[f.Path] })
+}
+
+// readState reads the state directory: the CA's and the server's
+// certificates and the password hashes mqttgen keeps (the same hashes as
+// the deployed passwd) always; with secrets, the private keys and the
+// generated passwords, which otherwise are listed as omitted.
+func readState(dir string, withSecrets bool) (public, secret []File, omitted []Omitted, err error) {
+	if dir == "" {
+		return nil, nil, nil, nil
+	}
+	read := func(rel string) (File, bool, error) {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return File{}, false, nil
+		}
+		if err != nil {
+			return File{}, false, err
+		}
+		if !st.Mode().IsRegular() {
+			return File{}, false, nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return File{}, false, err
+		}
+		return File{Path: StatePrefix + rel, Mode: st.Mode().Perm(), ModTime: st.ModTime(), Data: data}, true, nil
+	}
+	for _, rel := range []string{"certs/ca.crt", "certs/server.crt", "passwd.hashes"} {
+		f, ok, err := read(rel)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ok {
+			public = append(public, f)
+		}
+	}
+	secretPaths := []string{"certs/ca.key", "certs/server.key"}
+	if ents, err := os.ReadDir(filepath.Join(dir, "passwords")); err == nil {
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				secretPaths = append(secretPaths, "passwords/"+e.Name())
+			}
+		}
+	}
+	for _, rel := range secretPaths {
+		f, ok, err := read(rel)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if !ok {
+			continue
+		}
+		if withSecrets {
+			secret = append(secret, f)
+			continue
+		}
+		o := Omitted{Path: f.Path}
+		switch {
+		case strings.HasPrefix(rel, "passwords/"):
+			o.Reason = "a password in plain text: only --with-secrets stores it, encrypted"
+		default:
+			o.Reason = "a private key: only --with-secrets stores it, encrypted"
+			o.SHA256 = digest(f.Data)
+		}
+		omitted = append(omitted, o)
+	}
+	return public, secret, omitted, nil
+}
+
+// WriteDir copies files (paths relative to dir) into dir of a container
+// through the API (PUT /containers/{id}/archive), with their modes and
+// owners; dir itself gets mode and owner as given. The container may be
+// stopped: its volumes are written all the same.
+func WriteDir(ctx context.Context, cli *client.Client, id, dir string, dirMode fs.FileMode, uid, gid int, files []File) error {
+	data, err := tarOf(path.Base(dir), dirMode, uid, gid, files)
+	if err != nil {
+		return err
+	}
+	_, err = cli.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: path.Dir(dir), Content: bytes.NewReader(data)})
+	return err
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/status"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [PATH]",
+		Short: "Show what runs: engine, broker, clients, certificates, last backup, drift",
+		Long: `status shows the Docker engine, the broker's container (state, health, uptime,
+image), the connected clients and message rates the broker reports in $SYS, the
+certificates it serves and when they expire, the age of the newest archive in
+backup.dir, and whether what runs is what home.cue asks for (the plan of
+"mqttgen plan": No changes, or how many).
+
+$SYS is read as monitoring.prometheus.user when that user exists and may read
+it, else as the first account whose rules grant "read $SYS/#"; without one,
+status says so and how to add one. The figures are those of the broker's last
+$SYS update (every 10 s).`,
+		Example: `  mqttgen status
+  mqttgen status --json myhome | jq .stats`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			cli, connErr := deploy.Connect(ctx)
+			if cli != nil {
+				defer cli.Close()
+			}
+			r := status.Gather(ctx, cli, connErr, h, status.Options{})
+			if asJSON {
+				err = r.WriteJSON(cmd.OutOrStdout())
+			} else {
+				err = r.WriteText(cmd.OutOrStdout())
+			}
+			if err == nil && connErr != nil {
+				return exitError(1)
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
