@@ -1,0 +1,446 @@
+// Package broker is mqttgen's own MQTT broker: a drop-in for Mosquitto
+// that serves the files `mqttgen render` writes for Mosquitto
+// (mosquitto.conf, passwd, acl, certificates) with Mosquitto 2.0's
+// semantics, on the mochi-mqtt server.
+//
+// Like Mosquitto, it knows only the rendered files: it never reads
+// home.cue. docs/broker.md lists what it supports and every known
+// difference from Mosquitto.
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttgen/mqttgen/broker/conf"
+)
+
+// Options are what the configuration file does not say.
+type Options struct {
+	// Stdout and Stderr receive log_dest stdout and stderr; the process's
+	// own when nil.
+	Stdout, Stderr io.Writer
+	// Version is reported in the log and in $SYS/broker/version.
+	Version string
+	// AfterBind runs once every listener's socket is open and before any
+	// file is read: Run drops root privileges there, as Mosquitto does.
+	AfterBind func() error
+	// SysInterval is how often $SYS topics are updated; 10 s when zero, as
+	// Mosquitto's sys_interval.
+	SysInterval time.Duration
+}
+
+// Broker is one running broker.
+type Broker struct {
+	cfg  *conf.Config
+	opts Options
+	log  *logger
+	srv  *mqtt.Server
+	hook *hook
+
+	sec     atomic.Pointer[securityState]
+	cache   *verifyCache
+	tls     map[string]*tlsState
+	lns     []*listener
+	bridges []*bridge
+	clients sync.Map // *mqtt.Client -> *clientState
+	// bridgeConns marks connections of Mosquitto bridges between their
+	// CONNECT and OnConnect.
+	bridgeConns sync.Map
+	seq         atomic.Int64
+	// connMsgs is connection_messages, which a reload may change.
+	connMsgs atomic.Bool
+	stats    stats
+	store    *store
+
+	started time.Time
+	// running is set once Start succeeded: only then is there a state to
+	// save (a failed start must never overwrite the database).
+	running bool
+	mu      sync.Mutex // serialises Start, Reload, Flush and Close
+	done    chan struct{}
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+type stats struct {
+	sockets, connections, expired, dropped atomic.Int64
+	publishBytesIn, publishBytesOut        atomic.Int64
+	// inline counts the broker's own $SYS publishes, which mochi counts as
+	// received and Mosquitto does not.
+	inline atomic.Int64
+}
+
+// mochiVersion is the version of the MQTT engine.
+const mochiVersion = mqtt.Version
+
+// New prepares a broker for the configuration c. It opens the log
+// destinations and nothing else.
+func New(c *conf.Config, opts Options) (*Broker, error) {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Version == "" {
+		opts.Version = "devel"
+	}
+	if opts.SysInterval == 0 {
+		opts.SysInterval = 10 * time.Second
+	}
+	lg, err := newLogger(c, opts.Stdout, opts.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: c, opts: opts, log: lg, cache: newVerifyCache(), tls: map[string]*tlsState{}, done: make(chan struct{})}
+	b.seq.Store(seqBase)
+	b.connMsgs.Store(c.ConnectionMessages)
+	b.hook = &hook{b: b}
+	for _, l := range c.Listeners {
+		ln := &listener{b: b, cfg: l}
+		if l.TLS() {
+			ln.tls = &tlsState{l: l}
+			b.tls[l.ID()] = ln.tls
+		}
+		b.lns = append(b.lns, ln)
+	}
+	if c.Persistence {
+		b.store = &store{b: b, path: storePath(c.PersistenceLocation)}
+	}
+	return b, nil
+}
+
+// queueDepth is how many QoS 1 and 2 messages a client may have queued and
+// in flight before more are dropped: max_queued_messages plus
+// max_inflight_messages, as in Mosquitto, within the 65,535 packet
+// identifiers a client has (0, unlimited in Mosquitto, is that maximum).
+func queueDepth(c *conf.Config) int {
+	if c.MaxQueuedMessages == 0 || c.MaxInflightMessages == 0 {
+		return math.MaxUint16
+	}
+	return min(c.MaxQueuedMessages+c.MaxInflightMessages, math.MaxUint16)
+}
+
+func (b *Broker) capabilities() *mqtt.Capabilities {
+	c := b.cfg
+	caps := mqtt.NewDefaultServerCapabilities()
+	// Retained and queued messages never expire on their own (mochi's
+	// default purges them after 24 h).
+	caps.MaximumMessageExpiryInterval = 0
+	depth := queueDepth(c)
+	// The per-client outbound channel is the queue: mochi drops a message,
+	// QoS 1 and 2 included, when it is full (8,192 by default).
+	caps.MaximumClientWritesPending = int32(depth)
+	caps.MaximumInflight = uint16(depth)
+	caps.MaximumPacketSize = c.MaxPacketSize
+	caps.ReceiveMaximum = math.MaxUint16
+	if e := c.PersistentClientExpiration; e > 0 {
+		caps.MaximumSessionExpiryInterval = uint32(min(e/time.Second, math.MaxUint32))
+	}
+	return caps
+}
+
+// Start opens the listeners, reads the password, acl and certificate files,
+// restores the persistence database and starts serving.
+func (b *Broker) Start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.started = time.Now()
+	b.log.logf(logNotice, "mqttgen broker %s (mochi-mqtt %s) starting", b.opts.Version, mochiVersion)
+	b.log.logf(logNotice, "Config loaded from %s.", b.cfg.File)
+	for _, ln := range b.lns {
+		if err := ln.bind(); err != nil {
+			b.closeSockets()
+			return err
+		}
+		b.log.logf(logNotice, "Opening %s listen socket on %s.", ln.Protocol(), ln.Address())
+	}
+	if b.opts.AfterBind != nil {
+		if err := b.opts.AfterBind(); err != nil {
+			b.closeSockets()
+			return err
+		}
+	}
+	sec, err := loadSecurity(b.cfg)
+	if err != nil {
+		b.closeSockets()
+		return err
+	}
+	b.sec.Store(sec)
+	for _, t := range b.tls {
+		cfg, err := t.build()
+		if err != nil {
+			b.closeSockets()
+			return err
+		}
+		t.cur.Store(cfg)
+	}
+
+	b.srv = mqtt.New(&mqtt.Options{
+		Capabilities: b.capabilities(),
+		Logger:       slog.New(&slogHandler{l: b.log}),
+		InlineClient: true,
+		// mochi's own $SYS topics are replaced by Mosquitto's (sys.go).
+		SysTopicResendInterval: 1 << 32,
+	})
+	if err := b.srv.AddHook(b.hook, nil); err != nil {
+		b.closeSockets()
+		return err
+	}
+	for _, ln := range b.lns {
+		if err := b.srv.AddListener(ln); err != nil {
+			b.closeSockets()
+			return err
+		}
+	}
+	if b.store != nil {
+		if err := b.store.restore(); err != nil {
+			b.closeSockets()
+			return err
+		}
+	}
+	if err := b.srv.Serve(); err != nil {
+		b.closeSockets()
+		return err
+	}
+	b.clearMochiSys()
+	for _, c := range b.cfg.Bridges {
+		br, err := newBridge(b, c)
+		if err == nil {
+			err = br.start()
+		}
+		if err != nil {
+			close(b.done)
+			b.stopBridges()
+			b.srv.Close()
+			return err
+		}
+		b.bridges = append(b.bridges, br)
+	}
+	pub := func(topic, msg string) {
+		b.stats.inline.Add(1)
+		b.srv.Publish(topic, []byte(msg), false, 0)
+	}
+	b.log.topic.Store(&pub)
+	b.wg.Add(1)
+	go b.sysLoop()
+	if b.store != nil && b.cfg.AutosaveInterval > 0 {
+		b.wg.Add(1)
+		go b.autosave()
+	}
+	b.running = true
+	b.log.logf(logNotice, "mqttgen broker %s running", b.opts.Version)
+	return nil
+}
+
+func (b *Broker) closeSockets() {
+	for _, ln := range b.lns {
+		if ln.ln != nil {
+			ln.ln.Close()
+		}
+	}
+}
+
+// Addrs returns the address each listener is bound to, by listener ID.
+func (b *Broker) Addrs() map[string]string {
+	m := map[string]string{}
+	for _, ln := range b.lns {
+		m[ln.ID()] = ln.Address()
+	}
+	return m
+}
+
+// establish hands a new connection to mochi and waits until it ends.
+func (b *Broker) establish(id string, conn net.Conn, est listeners.EstablishFn) {
+	b.stats.sockets.Add(1)
+	if err := est(id, conn); err != nil && b.log.enabled(logDebug) {
+		b.log.logf(logDebug, "Connection from %s on listener %s ended: %v", conn.RemoteAddr(), id, err)
+	}
+}
+
+// Reload re-reads the configuration file, then the password and acl files
+// and the certificates, as Mosquitto does on SIGHUP: connected clients
+// stay, clients whose credentials no longer pass are disconnected, and new
+// access rules apply at once. If anything fails to load, the previous rules
+// stay in force and the error is returned: a broken file never opens
+// access. Listener and limit changes need a restart.
+func (b *Broker) Reload() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || !b.running {
+		return errors.New("broker is not running")
+	}
+	b.log.logf(logNotice, "Reloading config.")
+	err := b.reload()
+	if err != nil {
+		b.log.logf(logError, "Reload failed, the previous passwords, access rules and certificates stay in force: %v", err)
+	}
+	return err
+}
+
+func (b *Broker) reload() error {
+	nc, err := conf.Load(b.cfg.File)
+	if err != nil {
+		return err
+	}
+	// Listener options are not reloaded (as in Mosquitto); the security
+	// options of each running listener come from the new file.
+	running := &conf.Config{PerListenerSettings: nc.PerListenerSettings, Security: nc.Security}
+	for _, ln := range b.lns {
+		var found *conf.Listener
+		for _, l := range nc.Listeners {
+			if l.ID() == ln.cfg.ID() {
+				found = l
+			}
+		}
+		if found == nil {
+			return fmt.Errorf("%s: listener %s is gone: listeners change only with a restart", nc.File, ln.cfg.ID())
+		}
+		running.Listeners = append(running.Listeners, &conf.Listener{Port: ln.cfg.Port, Bind: ln.cfg.Bind, Security: found.Security})
+	}
+	sec, err := loadSecurity(running)
+	if err != nil {
+		return err
+	}
+	certs := map[string]*tls.Config{}
+	for id, t := range b.tls {
+		cfg, err := t.build()
+		if err != nil {
+			return err
+		}
+		certs[id] = cfg
+	}
+	if limitsChanged(b.cfg, nc) {
+		b.log.logf(logWarning, "Limits and persistence options changed in %s: they take effect at the next restart.", nc.File)
+	}
+	b.sec.Store(sec)
+	for id, t := range b.tls {
+		t.cur.Store(certs[id])
+	}
+	b.log.setTypes(nc.LogTypes)
+	b.connMsgs.Store(nc.ConnectionMessages)
+	if err := b.log.reopen(); err != nil {
+		b.log.logf(logError, "Reopening the log file: %v", err)
+	}
+	b.recheckClients(sec)
+	return nil
+}
+
+func limitsChanged(a, n *conf.Config) bool {
+	return a.MaxPacketSize != n.MaxPacketSize || a.MaxQueuedMessages != n.MaxQueuedMessages ||
+		a.MaxInflightMessages != n.MaxInflightMessages || a.PersistentClientExpiration != n.PersistentClientExpiration ||
+		a.MaxKeepalive != n.MaxKeepalive || a.Persistence != n.Persistence ||
+		a.PersistenceLocation != n.PersistenceLocation || a.AutosaveInterval != n.AutosaveInterval
+}
+
+// recheckClients disconnects every connected client the new rules would
+// not admit: anonymous clients where anonymous access ended, and clients
+// whose password no longer verifies.
+func (b *Broker) recheckClients(sec *securityState) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Inline || cl.Closed() {
+			continue
+		}
+		st := b.state(cl)
+		if st == nil {
+			continue
+		}
+		s := sec.byListener[cl.Net.Listener]
+		if s != nil && s.authenticate(b.cache, st.hasUser, st.username, st.hasPassword, st.password) {
+			continue
+		}
+		b.drop(cl, packets.ErrNotAuthorized, "not authorised")
+	}
+}
+
+// drop ends a client's connection the way a network failure would, so that
+// its will is sent, as Mosquitto does when it disconnects a client; an
+// MQTT 5 client is first told why. why is logged with the client's
+// disconnection; "" logs nothing.
+func (b *Broker) drop(cl *mqtt.Client, code packets.Code, why string) {
+	if st := b.state(cl); st != nil {
+		st.dropped.Store(&why)
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: code.Code})
+	}
+	if cl.Net.Conn != nil {
+		cl.Net.Conn.Close()
+	}
+}
+
+func (b *Broker) stopBridges() {
+	for _, br := range b.bridges {
+		br.stop()
+	}
+}
+
+// Flush writes the persistence database now, as SIGUSR1 does in
+// Mosquitto.
+func (b *Broker) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.store == nil || !b.running || b.closed {
+		return nil
+	}
+	return b.store.save()
+}
+
+// Close disconnects every client, stops the listeners and writes the
+// persistence database.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.running {
+		b.closeSockets()
+		b.log.close()
+		return nil
+	}
+	b.log.logf(logNotice, "mqttgen broker %s terminating", b.opts.Version)
+	close(b.done)
+	b.wg.Wait()
+	b.stopBridges()
+	b.log.topic.Store(nil)
+	// End every connection as Mosquitto does, wills included, before mochi
+	// closes the listeners (it would send MQTT 3 clients a DISCONNECT they
+	// must not receive, and lose the will of a client that had not started
+	// reading yet).
+	var open []*mqtt.Client
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			b.drop(cl, packets.ErrServerShuttingDown, "")
+			open = append(open, cl)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if !slices.ContainsFunc(open, func(cl *mqtt.Client) bool { return !cl.Closed() }) {
+			break
+		}
+	}
+	b.srv.Close()
+	var err error
+	if b.store != nil {
+		err = b.store.save()
+	}
+	b.log.close()
+	return err
+}
