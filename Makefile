@@ -14,10 +14,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/mqttgen
 
-# The main job on the example: check it and render the broker's files into ./out.
+# The main job on the example: check it, render the broker's files into ./out,
+# and run the bundled broker on them in the foreground (no Docker; Ctrl-C stops).
 run: build
 	$(BIN) vet $(EXAMPLE)
 	$(BIN) render $(EXAMPLE) -o out
+	$(BIN) serve $(EXAMPLE)
 
 # Debian's packages the tests run against: the real Mosquitto broker and
 # clients, the paho client Home Assistant uses, and systemd-analyze.

@@ -77,6 +77,10 @@ type RenderOptions struct {
 	// Out is the output folder; it must be absolute for Local.
 	Out string
 	Now time.Time
+	// KeepUser renders `user` as the current user: the broker keeps running
+	// as the user that starts it (mqttgen serve starts it itself). Without
+	// it, a broker started as root drops to its default user, mosquitto.
+	KeepUser bool
 }
 
 // Render resolves every secret and certificate and returns the files.
@@ -92,10 +96,17 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		BridgeCAs:       map[string][]byte{},
 	}
 	if opts.Local {
-		if err := reachable(opts.Out, LocalRunAs()); err != nil {
+		runAs := LocalRunAs()
+		if opts.KeepUser {
+			u, err := user.Current()
+			if err != nil {
+				return nil, err
+			}
+			runAs = u.Username
+		} else if err := reachable(opts.Out, runAs); err != nil {
 			return nil, err
 		}
-		in.Layout = generators.LocalLayout(opts.Out, LocalRunAs())
+		in.Layout = generators.LocalLayout(opts.Out, runAs)
 	}
 
 	var problems schema.Diagnostics
@@ -270,12 +281,15 @@ const LocalBrokerUser = "mosquitto"
 
 // LocalRunAs is the user a locally run broker ends up as: started as root,
 // Mosquitto drops to its own user (and warns if it stays root); started as
-// anyone else, it stays that user.
+// anyone else, or where there is no such user, it stays who started it.
 func LocalRunAs() string {
-	if os.Geteuid() == 0 {
-		return LocalBrokerUser
+	if os.Geteuid() != 0 {
+		return ""
 	}
-	return ""
+	if _, err := user.Lookup(LocalBrokerUser); err != nil {
+		return ""
+	}
+	return LocalBrokerUser
 }
 
 // Write puts files under out atomically, one by one, and removes files an
@@ -333,9 +347,6 @@ func Write(out string, files []generators.File, local bool) error {
 func reachable(dir, name string) error {
 	if name == "" {
 		return nil
-	}
-	if _, err := user.Lookup(name); err != nil {
-		return fmt.Errorf("the broker runs as %s when started as root: %w (install mosquitto, or render as another user)", name, err)
 	}
 	for p := filepath.Dir(filepath.Clean(dir)); ; p = filepath.Dir(p) {
 		if st, err := os.Stat(p); err == nil && st.IsDir() && st.Mode().Perm()&0o001 == 0 {

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqttgen/mqttgen/broker"
+	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/workspace"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve [PATH]",
+		Short: "Run the home's broker here, in the foreground, with no Docker",
+		Long: `serve renders the home into the state directory (serve/) and runs the bundled
+broker on those files in the foreground: a working, authenticated broker in one
+command, with no Docker and no Mosquitto. It is the same broker that
+broker.engine "mqttgen" deploys, on the same files Mosquitto would read. Stop it
+with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
+		Example: `  mqttgen serve examples/minimal
+  mqttgen secrets bundle admin examples/minimal   # a login for a client`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			out := filepath.Join(h.Secrets.Dir, "serve")
+			opts := workspace.RenderOptions{Local: true, Out: out, Now: time.Now(), KeepUser: true}
+			files, err := h.Render(opts)
+			if err != nil {
+				return err
+			}
+			if err := workspace.Write(out, files, true); err != nil {
+				return err
+			}
+			ep := generators.ClientEndpoints(h.Config)
+			for _, l := range []struct {
+				scheme string
+				port   int
+			}{{"mqtt", ep.Port}, {"mqtts", ep.TLSPort}, {"ws", ep.WebsocketsPort}, {"wss", ep.WSSPort}} {
+				if l.port != 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "serving %s://%s:%d\n", l.scheme, ep.Host, l.port)
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "logins: mqttgen secrets bundle USER %s\n", pathArg(args))
+			return broker.Run(cmd.Context(), filepath.Join(out, "config", "mosquitto.conf"), broker.RunOptions{
+				Stdout:  cmd.OutOrStdout(),
+				Stderr:  cmd.ErrOrStderr(),
+				Version: buildVersion(),
+			})
+		},
+	}
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/mqttgen/mqttgen/workspace"
+)
+
+// TestServe: `mqttgen serve` gives a working, authenticated broker from a
+// home, with no Docker, and stops cleanly.
+func TestServe(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	home := fmt.Sprintf("package home\nlisteners: mqtt: {port: %d, bind: \"127.0.0.1\"}\nusers: admin: acl: [\"readwrite #\"]\n", port)
+	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stderr bytes.Buffer
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetArgs([]string{"serve", dir})
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&stderr)
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve ended with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}()
+
+	h, err := workspace.Open(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pw string
+	deadline := time.Now().Add(10 * time.Second)
+	for pw == "" && time.Now().Before(deadline) {
+		pw, _ = h.Secrets.Generated("admin")
+		time.Sleep(50 * time.Millisecond)
+	}
+	connect := func(password string) error {
+		opts := mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", port)).
+			SetUsername("admin").SetPassword(password).SetConnectTimeout(2 * time.Second).SetConnectRetry(false)
+		c := mqtt.NewClient(opts)
+		tok := c.Connect()
+		tok.WaitTimeout(3 * time.Second)
+		if tok.Error() == nil {
+			c.Disconnect(100)
+		}
+		return tok.Error()
+	}
+	for {
+		err = connect(pw)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("admin with its generated password: %v\n%s", err, stderr.String())
+	}
+	if err := connect("wrong"); err == nil {
+		t.Error("a wrong password was accepted")
+	}
+}
