@@ -324,6 +324,9 @@ func (c *checker) persistenceAndLimits() {
 		c.errorf("persistence.autosave_interval", "must be at least 1s")
 	}
 	l := cfg.Limits
+	if l.MaxConnections == 0 {
+		c.errorf("limits.max_connections", "0 means no limit at all to Mosquitto, not no connections: write -1 for no limit, or at least 1")
+	}
 	if l.MaxPacketSize != "" {
 		n, err := ParseSize(l.MaxPacketSize)
 		switch {
