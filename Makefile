@@ -12,7 +12,7 @@ EXAMPLE ?= examples/minimal
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/mqttgen
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/mqttgen
 
 # The main job on the example: check it, render the broker's files into ./out,
 # and run the bundled broker on them in the foreground (no Docker; Ctrl-C stops).
@@ -34,7 +34,15 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-test: deps vet
+# testmqtt for the conformance test (broker/conformance_test.go), built in a
+# scratch module: it is a tool of the tests, not a dependency in go.mod.
+bin/testmqtt:
+	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	cd "$$d"; $(GO) mod init x >/dev/null 2>&1; \
+	$(GO) get github.com/bromq-dev/testmqtt@v0.1.1; \
+	$(GO) build -o "$(CURDIR)/bin/testmqtt" github.com/bromq-dev/testmqtt
+
+test: deps vet bin/testmqtt
 	$(GO) test -count=1 -timeout 18m ./...
 
 # Each fuzz target for a while (FUZZTIME=5m for longer).

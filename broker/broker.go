@@ -42,6 +42,10 @@ type Options struct {
 	// SysInterval is how often $SYS topics are updated; 10 s when zero, as
 	// Mosquitto's sys_interval.
 	SysInterval time.Duration
+	// MetricsListen is the address (host:port) to serve Prometheus'
+	// /metrics on; "" serves none. It is not a mosquitto.conf option:
+	// Mosquitto would refuse it (see metrics.go).
+	MetricsListen string
 }
 
 // Broker is one running broker.
@@ -66,6 +70,8 @@ type Broker struct {
 	connMsgs atomic.Bool
 	stats    stats
 	store    *store
+	sys      *sysTree
+	metrics  *metricsServer
 
 	started time.Time
 	// running is set once Start succeeded: only then is there a state to
@@ -170,6 +176,13 @@ func (b *Broker) Start() error {
 		}
 		b.log.logf(logNotice, "Opening %s listen socket on %s.", ln.Protocol(), ln.Address())
 	}
+	if b.opts.MetricsListen != "" {
+		if err := b.bindMetrics(b.opts.MetricsListen); err != nil {
+			b.closeSockets()
+			return err
+		}
+		b.log.logf(logNotice, "Opening metrics listen socket on %s (Prometheus /metrics).", b.metrics.ln.Addr())
+	}
 	if b.opts.AfterBind != nil {
 		if err := b.opts.AfterBind(); err != nil {
 			b.closeSockets()
@@ -237,8 +250,12 @@ func (b *Broker) Start() error {
 		b.srv.Publish(topic, []byte(msg), false, 0)
 	}
 	b.log.topic.Store(&pub)
+	b.sys = newSysTree(b)
 	b.wg.Add(1)
 	go b.sysLoop()
+	if b.metrics != nil {
+		b.serveMetrics()
+	}
 	if b.store != nil && b.cfg.AutosaveInterval > 0 {
 		b.wg.Add(1)
 		go b.autosave()
@@ -253,6 +270,9 @@ func (b *Broker) closeSockets() {
 		if ln.ln != nil {
 			ln.ln.Close()
 		}
+	}
+	if b.metrics != nil {
+		b.metrics.ln.Close()
 	}
 }
 
@@ -288,7 +308,7 @@ func (b *Broker) Reload() error {
 	b.log.logf(logNotice, "Reloading config.")
 	err := b.reload()
 	if err != nil {
-		b.log.logf(logError, "Reload failed, the previous passwords, access rules and certificates stay in force: %v", err)
+		b.log.logf(logError, "Error: Reload failed, the previous passwords, access rules and certificates stay in force: %v", err)
 	}
 	return err
 }
@@ -417,6 +437,9 @@ func (b *Broker) Close() error {
 	}
 	b.log.logf(logNotice, "mqttgen broker %s terminating", b.opts.Version)
 	close(b.done)
+	if b.metrics != nil && b.metrics.srv != nil {
+		b.metrics.srv.Close()
+	}
 	b.wg.Wait()
 	b.stopBridges()
 	b.log.topic.Store(nil)

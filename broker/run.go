@@ -17,6 +17,9 @@ import (
 type RunOptions struct {
 	Stdout, Stderr io.Writer
 	Version        string
+	// MetricsListen serves Prometheus' /metrics on this address (see
+	// Options); "" serves none.
+	MetricsListen string
 }
 
 // Run reads the configuration at path and runs the broker in the
@@ -34,10 +37,11 @@ func Run(ctx context.Context, path string, o RunOptions) error {
 		stderr = os.Stderr
 	}
 	b, err := New(c, Options{
-		Stdout:    o.Stdout,
-		Stderr:    o.Stderr,
-		Version:   o.Version,
-		AfterBind: func() error { return dropPrivileges(c.User, stderr) },
+		Stdout:        o.Stdout,
+		Stderr:        o.Stderr,
+		Version:       o.Version,
+		MetricsListen: o.MetricsListen,
+		AfterBind:     func() error { return dropPrivileges(c.User, stderr) },
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +29,7 @@ func (b *Broker) clearMochiSys() {
 // sys interval, each only when its value changed.
 func (b *Broker) sysLoop() {
 	defer b.wg.Done()
-	s := &sysTree{b: b, last: map[string]string{}, loads: map[string]*[3]float64{}}
+	s := b.sys
 	s.publish(time.Now())
 	t := time.NewTicker(b.opts.SysInterval)
 	defer t.Stop()
@@ -42,8 +43,16 @@ func (b *Broker) sysLoop() {
 	}
 }
 
+func newSysTree(b *Broker) *sysTree {
+	return &sysTree{b: b, last: map[string]string{}, loads: map[string]*[3]float64{}}
+}
+
+// sysTree computes the broker's $SYS values, for the $SYS topics and for
+// /metrics.
 type sysTree struct {
-	b        *Broker
+	b *Broker
+	// mu guards what follows: sysLoop and /metrics both read the values.
+	mu       sync.Mutex
 	last     map[string]string
 	prev     map[string]int64
 	prevTime time.Time
@@ -51,16 +60,17 @@ type sysTree struct {
 	heapMax  uint64
 }
 
-func (s *sysTree) put(topic, value string) {
-	if s.last[topic] == value {
-		return
-	}
-	s.last[topic] = value
-	s.b.stats.inline.Add(1)
-	s.b.srv.Publish("$SYS/broker/"+topic, []byte(value), true, 0)
+// sysValue is one $SYS topic (under $SYS/broker/) and its value.
+type sysValue struct {
+	topic, value string
 }
 
-func (s *sysTree) publish(now time.Time) {
+// loadNames are the load averages, as they appear under load/.
+var loadNames = []string{"messages/received", "messages/sent", "publish/received", "publish/sent", "publish/dropped", "bytes/received", "bytes/sent", "sockets", "connections"}
+
+// values reads the current values and the counters of the load averages.
+// It holds s.mu.
+func (s *sysTree) values(now time.Time) ([]sysValue, map[string]int64) {
 	b := s.b
 	info := b.srv.Info
 	inline := b.stats.inline.Load()
@@ -93,38 +103,58 @@ func (s *sysTree) publish(now time.Time) {
 	s.heapMax = max(s.heapMax, ms.HeapAlloc)
 
 	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
-	s.put("version", fmt.Sprintf("mqttgen version %s (mochi-mqtt %s)", b.opts.Version, mochiVersion))
-	s.put("uptime", fmt.Sprintf("%d seconds", int64(now.Sub(b.started).Seconds())))
-	s.put("clients/total", itoa(total))
-	s.put("clients/connected", itoa(connected))
-	s.put("clients/active", itoa(connected))
-	s.put("clients/disconnected", itoa(disconnected))
-	s.put("clients/inactive", itoa(disconnected))
-	s.put("clients/maximum", itoa(max(load(&info.ClientsMaximum), connected)))
-	s.put("clients/expired", itoa(b.stats.expired.Load()))
-	s.put("heap/current", strconv.FormatUint(ms.HeapAlloc, 10))
-	s.put("heap/maximum", strconv.FormatUint(s.heapMax, 10))
-	s.put("messages/received", itoa(counters["messages/received"]))
-	s.put("messages/sent", itoa(counters["messages/sent"]))
-	s.put("messages/stored", itoa(stored))
-	s.put("store/messages/count", itoa(stored))
-	s.put("store/messages/bytes", itoa(retainedBytes))
-	s.put("publish/messages/received", itoa(counters["publish/messages/received"]))
-	s.put("publish/messages/sent", itoa(counters["publish/messages/sent"]))
-	s.put("publish/messages/dropped", itoa(counters["publish/messages/dropped"]))
-	s.put("publish/bytes/received", itoa(b.stats.publishBytesIn.Load()))
-	s.put("publish/bytes/sent", itoa(b.stats.publishBytesOut.Load()))
-	s.put("bytes/received", itoa(counters["bytes/received"]))
-	s.put("bytes/sent", itoa(counters["bytes/sent"]))
-	s.put("retained messages/count", itoa(int64(len(retained))))
-	s.put("subscriptions/count", itoa(load(&info.Subscriptions)))
+	return []sysValue{
+		{"version", fmt.Sprintf("mqttgen version %s (mochi-mqtt %s)", b.opts.Version, mochiVersion)},
+		{"uptime", fmt.Sprintf("%d seconds", int64(now.Sub(b.started).Seconds()))},
+		{"clients/total", itoa(total)},
+		{"clients/connected", itoa(connected)},
+		{"clients/active", itoa(connected)},
+		{"clients/disconnected", itoa(disconnected)},
+		{"clients/inactive", itoa(disconnected)},
+		{"clients/maximum", itoa(max(load(&info.ClientsMaximum), connected))},
+		{"clients/expired", itoa(b.stats.expired.Load())},
+		{"heap/current", strconv.FormatUint(ms.HeapAlloc, 10)},
+		{"heap/maximum", strconv.FormatUint(s.heapMax, 10)},
+		{"messages/received", itoa(counters["messages/received"])},
+		{"messages/sent", itoa(counters["messages/sent"])},
+		{"messages/stored", itoa(stored)},
+		{"store/messages/count", itoa(stored)},
+		{"store/messages/bytes", itoa(retainedBytes)},
+		{"publish/messages/received", itoa(counters["publish/messages/received"])},
+		{"publish/messages/sent", itoa(counters["publish/messages/sent"])},
+		{"publish/messages/dropped", itoa(counters["publish/messages/dropped"])},
+		{"publish/bytes/received", itoa(b.stats.publishBytesIn.Load())},
+		{"publish/bytes/sent", itoa(b.stats.publishBytesOut.Load())},
+		{"bytes/received", itoa(counters["bytes/received"])},
+		{"bytes/sent", itoa(counters["bytes/sent"])},
+		{"retained messages/count", itoa(int64(len(retained)))},
+		{"subscriptions/count", itoa(load(&info.Subscriptions))},
+	}, counters
+}
+
+func (s *sysTree) put(topic, value string) {
+	if s.last[topic] == value {
+		return
+	}
+	s.last[topic] = value
+	s.b.stats.inline.Add(1)
+	s.b.srv.Publish("$SYS/broker/"+topic, []byte(value), true, 0)
+}
+
+func (s *sysTree) publish(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	vals, counters := s.values(now)
+	for _, v := range vals {
+		s.put(v.topic, v.value)
+	}
 
 	// Load averages, as Mosquitto computes them: per-minute rates smoothed
 	// over 1, 5 and 15 minutes.
 	if s.prev != nil {
 		dt := now.Sub(s.prevTime).Seconds()
 		if dt > 0 {
-			for _, name := range []string{"messages/received", "messages/sent", "publish/received", "publish/sent", "publish/dropped", "bytes/received", "bytes/sent", "sockets", "connections"} {
+			for _, name := range loadNames {
 				key := name
 				if strings.HasPrefix(name, "publish/") {
 					key = "publish/messages/" + strings.TrimPrefix(name, "publish/")

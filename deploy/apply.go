@@ -32,9 +32,10 @@ type Event struct {
 	Time     time.Time `json:"time"`
 	Resource string    `json:"resource"`
 	Action   Action    `json:"action,omitempty"`
-	// Step: creating, created, backing-up, backed-up, stopping, copying,
-	// starting, waiting, ready, reloading, replacing, removing, removed,
-	// rolling-back, rolled-back, restoring, failed.
+	// Step: building, built, pulling, creating, created, backing-up,
+	// backed-up, stopping, copying, starting, waiting, ready, reloading,
+	// replacing, removing, removed, rolling-back, rolled-back, restoring,
+	// failed.
 	Step    string `json:"step"`
 	Message string `json:"message"`
 	Error   string `json:"error,omitempty"`
@@ -169,12 +170,42 @@ func (x *executor) preflight(ctx context.Context, p *Plan) error {
 				return &ApplyError{Op: op, Cause: fmt.Errorf("refusing to deploy, nothing was changed: %w", err)}
 			}
 		}
-		if op.Action != Update {
-			if err := x.ensureImage(ctx, op, s.Spec.Image); err != nil {
-				return &ApplyError{Op: op, Cause: fmt.Errorf("%w; nothing was changed", err)}
-			}
+		if op.Action == Update {
+			continue
+		}
+		var err error
+		if s.Build != nil {
+			err = x.ensureBuilt(ctx, op, s)
+		} else {
+			err = x.ensureImage(ctx, op, s.Spec.Image)
+		}
+		if err != nil {
+			return &ApplyError{Op: op, Cause: fmt.Errorf("%w; nothing was changed", err)}
 		}
 	}
+	return nil
+}
+
+// ensureBuilt builds the bundled broker's image (BuildBrokerImage) unless
+// the engine has it from this very binary. Only the tag moves: containers
+// keep running the image they were created from.
+func (x *executor) ensureBuilt(ctx context.Context, op Op, s *Service) error {
+	ref, b := s.Spec.Image, s.Build
+	if img, err := x.cli.ImageInspect(ctx, ref); err == nil && img.Config != nil && img.Config.Labels[LabelBinaryDigest] == b.Digest {
+		return nil
+	} else if err != nil && !cerrdefs.IsNotFound(err) {
+		return err
+	}
+	start := time.Now()
+	x.emit(op, "building", "Building image %s FROM scratch from %s (%s)...", ref, b.Binary, b.ShortDigest())
+	if err := BuildBrokerImage(ctx, x.cli, ref, b); err != nil {
+		return fmt.Errorf("the bundled broker's image: %w", err)
+	}
+	img, err := x.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return err
+	}
+	x.emit(op, "built", "Built image %s [id=%s] in %s", ref, shortID(img.ID), time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
@@ -475,7 +506,7 @@ func missing(old, want []generators.File) []string {
 // error after "Reloading config." (when Mosquitto logs to the container).
 func (x *executor) reload(ctx context.Context, op Op, s *Service, id string, files []generators.File, sp *Spec, auth bool) error {
 	since := time.Now().Add(-time.Second)
-	x.emit(op, "reloading", "Sending SIGHUP: Mosquitto re-reads its files...")
+	x.emit(op, "reloading", "Sending SIGHUP: %s re-reads its files...", engineName(s.Engine()))
 	if _, err := x.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "SIGHUP"}); err != nil {
 		return err
 	}
@@ -772,6 +803,10 @@ func (x *executor) replaceService(ctx context.Context, op Op) error {
 	x.emit(op, "removing", "Removing the previous container...")
 	if _, err := x.cli.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 		return err
+	}
+	if s.Build != nil && cur.ImageID != "" {
+		// The image of a previous mqttgen binary, untagged by the build.
+		removeStaleImage(ctx, x.cli, cur.ImageID)
 	}
 	return nil
 }

@@ -87,6 +87,9 @@ type Input struct {
 	// Backup is where apply keeps the backup it takes before it replaces
 	// the broker; nil takes none.
 	Backup *BackupTarget
+	// Build is the mqttgen binary the bundled broker's image is built from
+	// (see InspectBinary); required with broker.engine "mqttgen".
+	Build *Build
 }
 
 // BackupTarget is a home's backup folder and retention.
@@ -131,9 +134,16 @@ type Service struct {
 	// ConfigDir is where Files go in the container; empty when none.
 	ConfigDir string            `json:"config_dir,omitempty"`
 	Files     []generators.File `json:"files,omitempty"`
-	// Reload says the service re-reads its files on SIGHUP (Mosquitto).
+	// Reload says the service re-reads its files on SIGHUP (the broker).
 	Reload bool `json:"reload,omitempty"`
+	// Build says apply builds the image itself, FROM scratch, from a mqttgen
+	// binary (broker.engine "mqttgen"); nil for an image to pull.
+	Build *Build `json:"build,omitempty"`
 }
+
+// Engine is the broker engine of the service (its io.mqttgen.engine
+// label): mosquitto, mqttgen, or "" for another service.
+func (s *Service) Engine() string { return s.Spec.Labels[generators.LabelEngine] }
 
 // ContainerName is compose's name of the service's first container.
 func ContainerName(project, service string) string { return project + "-" + service + "-1" }
@@ -198,9 +208,6 @@ type Probe struct {
 	Credentials Credentials `json:"credentials"`
 }
 
-// ErrEngineUnavailable says the bundled broker cannot be deployed yet.
-var ErrEngineUnavailable = fmt.Errorf(`broker.engine "mqttgen": the bundled broker is not available yet, so there is no image to build; use engine "mosquitto" for now`)
-
 // NewDesired builds the desired state: docker-compose.yml as
 // generators.Compose renders it, loaded back with compose-go exactly as
 // `docker compose` loads it, plus the rendered files. The one difference from
@@ -209,8 +216,8 @@ var ErrEngineUnavailable = fmt.Errorf(`broker.engine "mqttgen": the bundled brok
 // user (1883) and with their modes, which needs no root on this host.
 func NewDesired(in Input) (*Desired, error) {
 	cfg := in.Config
-	if cfg.Broker.Engine == schema.EngineMqttgen {
-		return nil, ErrEngineUnavailable
+	if cfg.Broker.Engine == schema.EngineMqttgen && in.Build == nil {
+		return nil, fmt.Errorf(`broker.engine "mqttgen": no mqttgen binary to build the bundled broker's image from`)
 	}
 	var configFiles []generators.File
 	for _, f := range in.Files {
@@ -239,6 +246,9 @@ func NewDesired(in Input) (*Desired, error) {
 		case generators.BrokerService:
 			svc.Files = configFiles
 			svc.Reload = true
+			if cfg.Broker.Engine == schema.EngineMqttgen {
+				svc.Build = in.Build
+			}
 		case generators.ExporterService:
 			if in.ExporterPassword == "" {
 				return nil, fmt.Errorf("service exporter: no password for %s", cfg.Monitoring.Prometheus.User)

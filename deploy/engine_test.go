@@ -48,6 +48,9 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir) // the static mqttgen of bundled_test.go
+	}
 	if imageCli != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := deploytest.RemoveImage(ctx, imageCli, imageTag); err != nil {
@@ -623,23 +626,6 @@ deploy: project: "PROJECT"
 	}
 	if p, _ := plan(t, cli, d); !p.Empty() {
 		t.Errorf("after the rollback:\n%s", planText(t, p))
-	}
-}
-
-// TestBundledEngine: the bundled broker cannot be deployed yet, and says so.
-func TestBundledEngine(t *testing.T) {
-	h := newHome(t, `package home
-broker: engine: "mqttgen"
-listeners: mqtt: port: 1883
-deploy: project: "PROJECT"
-`)
-	w, err := workspace.Open(filepath.Join(h.dir, "home.cue"), filepath.Join(h.dir, ".mqttgen"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = deploy.FromHome(w, time.Now())
-	if !errors.Is(err, deploy.ErrEngineUnavailable) || !strings.Contains(err.Error(), "not available yet") {
-		t.Fatalf("engine mqttgen: %v", err)
 	}
 }
 

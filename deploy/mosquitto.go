@@ -27,6 +27,16 @@ var reloadedOptions = map[string]bool{
 	"upgrade_outgoing_qos": true,
 }
 
+// bundledReloadedOptions are those the bundled broker (broker.engine
+// "mqttgen") applies again on SIGHUP: security, log_type and
+// connection_messages (docs/broker.md, Signals). It reads limits,
+// persistence and the other logging options only at start, so a change of
+// them needs a new container where Mosquitto would reload it.
+var bundledReloadedOptions = map[string]bool{
+	"allow_anonymous": true, "password_file": true, "acl_file": true,
+	"log_type": true, "connection_messages": true,
+}
+
 // reloadedFiles are re-read on SIGHUP: the password and acl files, and the
 // listeners' certificates and keys.
 var reloadedFiles = map[string]bool{
@@ -35,11 +45,18 @@ var reloadedFiles = map[string]bool{
 }
 
 // fileForcesRestart says why a change of a broker file needs a new
-// container, or "" when SIGHUP applies it.
-func fileForcesRestart(p string, old, want []byte) string {
+// container, or "" when SIGHUP applies it. engine is the broker's
+// (mosquitto or mqttgen), which reload different options.
+func fileForcesRestart(engine, p string, old, want []byte) string {
 	switch {
 	case p == "mosquitto.conf":
-		return confForcesRestart(old, want)
+		if engine == "mqttgen" {
+			if why := confForcesRestart(old, want, bundledReloadedOptions); why != "" {
+				return why + " by the bundled broker"
+			}
+			return ""
+		}
+		return confForcesRestart(old, want, reloadedOptions)
 	case reloadedFiles[p]:
 		return ""
 	case strings.HasPrefix(p, "certs/bridge-"):
@@ -83,8 +100,9 @@ func parseConf(data []byte) (global map[string][]string, sections []confSection)
 	return global, sections
 }
 
-// confForcesRestart compares two mosquitto.conf files.
-func confForcesRestart(old, want []byte) string {
+// confForcesRestart compares two mosquitto.conf files; reloaded are the
+// global options the broker applies again on SIGHUP.
+func confForcesRestart(old, want []byte, reloaded map[string]bool) string {
 	if old == nil {
 		return "mosquitto.conf is new"
 	}
@@ -92,7 +110,7 @@ func confForcesRestart(old, want []byte) string {
 	wg, ws := parseConf(want)
 	var fixed []string
 	for _, k := range sortedKeys(union(og, wg)) {
-		if !slices.Equal(og[k], wg[k]) && !reloadedOptions[k] {
+		if !slices.Equal(og[k], wg[k]) && !reloaded[k] {
 			fixed = append(fixed, k)
 		}
 	}

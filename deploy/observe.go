@@ -31,6 +31,9 @@ type Observed struct {
 	// Images maps each desired image to its ID on the engine ("" when the
 	// engine does not have it).
 	Images map[string]string `json:"images,omitempty"`
+	// ImageBinaries maps each desired image that apply built to the digest
+	// of the mqttgen binary in it (its LabelBinaryDigest).
+	ImageBinaries map[string]string `json:"image_binaries,omitempty"`
 }
 
 // Container is one container of the project.
@@ -130,6 +133,12 @@ func Observe(ctx context.Context, cli *client.Client, project string, d *Desired
 			switch {
 			case err == nil:
 				o.Images[s.Spec.Image] = img.ID
+				if img.Config != nil && img.Config.Labels[LabelBinaryDigest] != "" {
+					if o.ImageBinaries == nil {
+						o.ImageBinaries = map[string]string{}
+					}
+					o.ImageBinaries[s.Spec.Image] = img.Config.Labels[LabelBinaryDigest]
+				}
 			case cerrdefs.IsNotFound(err):
 				o.Images[s.Spec.Image] = ""
 			default:
@@ -212,6 +221,9 @@ func (o *Observed) Fingerprint() string {
 	}
 	for _, k := range sortedKeys(o.Images) {
 		fmt.Fprintf(h, "image %s %s\n", k, o.Images[k])
+	}
+	for _, k := range sortedKeys(o.ImageBinaries) {
+		fmt.Fprintf(h, "image binary %s %s\n", k, o.ImageBinaries[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

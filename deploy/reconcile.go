@@ -158,16 +158,26 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 			cur = &containers[i]
 		}
 	}
+	build := buildReason(s, o)
 	if cur == nil {
 		op := Op{Action: Create, Kind: KindContainer, Name: name, Service: s.Name,
 			Reasons: []string{fmt.Sprintf("service %s has no container", s.Name)}}
 		op.Changes = specChanges(nil, &s.Spec)
+		if s.Build != nil {
+			op.Changes = append(op.Changes, Change{Attr: "binary", New: quote("mqttgen " + s.Build.ShortDigest())})
+		}
+		if build != "" {
+			op.Reasons = append(op.Reasons, build)
+		}
 		op.Files = fileChanges(nil, s.Files)
 		return []Op{op}
 	}
 
 	op := Op{Kind: KindContainer, Name: cur.Name, Service: s.Name, ContainerID: cur.ID}
 	var replace []string
+	if why := engineSwitch(cur, &s); why != "" {
+		replace = append(replace, why)
+	}
 	switch {
 	case !cur.Managed:
 		replace = append(replace, "it was not created by mqttgen (no "+LabelSpecHash+" label)")
@@ -186,6 +196,10 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 		replace = append(replace, fmt.Sprintf("image %s now is %s, the container runs %s", s.Spec.Image, shortID(id), shortID(cur.ImageID)))
 		op.Changes = append(op.Changes, Change{Attr: "image_id", Old: shortID(cur.ImageID), New: shortID(id)})
 	}
+	if build != "" {
+		replace = append(replace, build)
+		op.Changes = append(op.Changes, Change{Attr: "binary", Old: quote(binaryOf(o, s.Spec.Image)), New: quote("mqttgen " + s.Build.ShortDigest())})
+	}
 	if cur.State != "running" {
 		replace = append(replace, "it is "+cur.State+", not running")
 	}
@@ -195,7 +209,7 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 	for i, f := range op.Files {
 		why := ""
 		if s.Reload {
-			why = fileForcesRestart(f.Path, fileData(cur.Files, f.Path), fileData(s.Files, f.Path))
+			why = fileForcesRestart(s.Engine(), f.Path, fileData(cur.Files, f.Path), fileData(s.Files, f.Path))
 		} else {
 			why = "the service does not reload its files"
 		}
@@ -220,11 +234,76 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 		}
 	case len(op.Files) > 0:
 		op.Action = Update
-		op.Reasons = append(certs, fmt.Sprintf("%s changed, which Mosquitto reloads on SIGHUP: clients stay connected", strings.Join(reloadable, ", ")))
+		op.Reasons = append(certs, fmt.Sprintf("%s changed, which %s reloads on SIGHUP: clients stay connected", strings.Join(reloadable, ", "), engineName(s.Engine())))
 	default:
 		return nil
 	}
 	return []Op{op}
+}
+
+// engineName is how plan names a broker engine.
+func engineName(engine string) string {
+	if engine == "mqttgen" {
+		return "the bundled broker"
+	}
+	return "Mosquitto"
+}
+
+// buildReason says why apply builds the service's image (broker.engine
+// "mqttgen"), or "" when the image on the engine holds this binary.
+func buildReason(s Service, o *Observed) string {
+	if s.Build == nil {
+		return ""
+	}
+	img, have := s.Spec.Image, o.ImageBinaries[s.Spec.Image]
+	switch {
+	case have == s.Build.Digest:
+		return ""
+	case o.Images[img] == "":
+		return fmt.Sprintf("image %s is not on the Docker engine: apply builds it, FROM scratch, from this mqttgen binary (%s)", img, s.Build.ShortDigest())
+	case have == "":
+		return fmt.Sprintf("image %s was not built by mqttgen (no %s label): apply builds it, FROM scratch, from this mqttgen binary (%s)", img, LabelBinaryDigest, s.Build.ShortDigest())
+	}
+	return fmt.Sprintf("the mqttgen binary changed: image %s holds sha256 %s, this mqttgen is %s; apply builds the image again", img, short(have), s.Build.ShortDigest())
+}
+
+// binaryOf is the binary the image of the engine holds, as plan shows it.
+func binaryOf(o *Observed, image string) string {
+	if d := o.ImageBinaries[image]; d != "" {
+		return "mqttgen sha256 " + short(d)
+	}
+	return ""
+}
+
+func short(digest string) string {
+	if len(digest) > 12 {
+		return digest[:12]
+	}
+	return digest
+}
+
+// engineSwitch says what a change of broker.engine means for the data, or
+// "" when the engine stays. The two brokers keep different databases in
+// the data volume (mosquitto.db, mqttgen-broker.db), neither reading the
+// other's.
+func engineSwitch(cur *Container, s *Service) string {
+	if cur.Spec == nil || s.Engine() == "" {
+		return ""
+	}
+	from, to := cur.Spec.Labels[generators.LabelEngine], s.Engine()
+	if from == "" || from == to {
+		return ""
+	}
+	db := map[string]string{"mosquitto": "mosquitto.db", "mqttgen": "mqttgen-broker.db"}[from]
+	if db == "" {
+		db = "database"
+	}
+	owner := "Mosquitto's"
+	if from == "mqttgen" {
+		owner = "the bundled broker's"
+	}
+	return fmt.Sprintf("broker.engine changes from %s to %s, which only a new container can run: %s does not read %s database (%s), so retained messages, persistent sessions and queued messages do NOT carry over (%s stays in the data volume, as it is now, and is read again after a switch back)",
+		from, to, engineName(to), owner, db, db)
 }
 
 func shortID(id string) string {

@@ -3,7 +3,6 @@ package deploy
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -85,12 +84,17 @@ func desired(t *testing.T, cfg *schema.Config, cert string, bridgePassword ...st
 	if cfg.HasTLS() {
 		in.Certs = &generators.Certs{ServerCert: fixture(t, cert+".crt"), ServerKey: fixture(t, cert+".key"), CA: fixture(t, "a.crt"), ClientCA: fixture(t, "a.crt")}
 	}
+	var build *Build
+	if cfg.Broker.Engine == schema.EngineMqttgen {
+		build = &Build{Binary: "/usr/local/bin/mqttgen", Digest: testDigest, Arch: "amd64"}
+	}
 	d, err := NewDesired(Input{
 		Config:           cfg,
 		Files:            generators.Render(cfg, in),
 		ExporterPassword: "EXPORTER-PASSWORD",
 		Probe:            Credentials{Username: "admin", Password: "PASSWORD-OF-admin"},
 		WorkingDir:       "/home/me/home",
+		Build:            build,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -98,14 +102,34 @@ func desired(t *testing.T, cfg *schema.Config, cert string, bridgePassword ...st
 	return d
 }
 
+// testDigest is the mqttgen binary of the bundled engine's tests.
+var testDigest = strings.Repeat("ab", 32)
+
+// withBinary is d built from another mqttgen binary.
+func withBinary(d *Desired, digest string) *Desired {
+	c := *d
+	c.Services = append([]Service(nil), d.Services...)
+	for i, s := range c.Services {
+		if s.Build != nil {
+			b := *s.Build
+			b.Digest = digest
+			c.Services[i].Build = &b
+		}
+	}
+	return &c
+}
+
 // deployed is the observed state after a successful apply of d.
 func deployed(d *Desired) *Observed {
-	o := &Observed{Project: d.Project, Images: map[string]string{}}
+	o := &Observed{Project: d.Project, Images: map[string]string{}, ImageBinaries: map[string]string{}}
 	o.Networks = []Resource{d.Network}
 	o.Volumes = append(o.Volumes, d.Volumes...)
 	for _, s := range d.Services {
 		sp := s.Spec
 		o.Images[sp.Image] = "sha256:" + strings.Repeat("1", 64)
+		if s.Build != nil {
+			o.ImageBinaries[sp.Image] = s.Build.Digest
+		}
 		o.Containers = append(o.Containers, Container{
 			ID:        "id-" + s.Name,
 			Name:      ContainerName(d.Project, s.Name),
@@ -266,6 +290,71 @@ func TestPlanText(t *testing.T) {
 		actions: []Action{Replace},
 		summary: [3]int{1, 0, 1},
 	}}
+	bundled := func(edits ...string) *Desired {
+		edits = append([]string{`broker: image: "eclipse-mosquitto:2.0.20"`, `broker: engine: "mqttgen"`}, edits...)
+		return desired(t, home(t, edits...), "a")
+	}
+	bundledBase := bundled()
+	tests = append(tests, []struct {
+		name     string
+		observed func() *Observed
+		want     *Desired
+		actions  []Action
+		summary  [3]int
+	}{{
+		name:     "bundled-fresh",
+		observed: func() *Observed { return &Observed{Project: "home"} },
+		want:     bundledBase,
+		actions:  []Action{Create, Create, Create, Create},
+		summary:  [3]int{4, 0, 0},
+	}, {
+		name:     "bundled-no-changes",
+		observed: func() *Observed { return deployed(bundledBase) },
+		want:     bundledBase,
+		summary:  [3]int{0, 0, 0},
+	}, {
+		name:     "bundled-binary-changed",
+		observed: func() *Observed { return deployed(bundledBase) },
+		want:     withBinary(bundledBase, strings.Repeat("cd", 32)),
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
+	}, {
+		name: "bundled-image-not-built",
+		observed: func() *Observed {
+			o := deployed(bundledBase)
+			delete(o.ImageBinaries, "mqttgen/broker:latest")
+			return o
+		},
+		want:    bundledBase,
+		actions: []Action{Replace},
+		summary: [3]int{1, 0, 1},
+	}, {
+		name:     "bundled-add-device",
+		observed: func() *Observed { return deployed(bundledBase) },
+		want: bundled(`devices: sensor: publishes: ["temperature"]`,
+			`devices: {sensor: publishes: ["temperature"], lamp: subscribes: ["set"]}`),
+		actions: []Action{Update},
+		summary: [3]int{0, 1, 0},
+	}, {
+		// Mosquitto reloads limits on SIGHUP; the bundled broker does not.
+		name:     "bundled-limits",
+		observed: func() *Observed { return deployed(bundledBase) },
+		want:     bundled(`deploy: project`, "limits: max_queued_messages: 500\ndeploy: project"),
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
+	}, {
+		name:     "engine-switch",
+		observed: func() *Observed { return deployed(base) },
+		want:     bundledBase,
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
+	}, {
+		name:     "bundled-metrics",
+		observed: func() *Observed { return deployed(bundledBase) },
+		want:     bundled(`deploy: project`, "monitoring: prometheus: {enabled: true, user: \"admin\"}\ndeploy: project"),
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
+	}}...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Reconcile(tc.want, tc.observed())
@@ -317,7 +406,7 @@ func TestConfForcesRestart(t *testing.T) {
 		{"user", "user nobody\n" + base, true},
 		{"per listener", "per_listener_settings true\n" + base, true},
 	} {
-		why := confForcesRestart([]byte(base), []byte(tc.conf))
+		why := confForcesRestart([]byte(base), []byte(tc.conf), reloadedOptions)
 		if (why != "") != tc.restart {
 			t.Errorf("%s: restart %q, want restart=%v", tc.name, why, tc.restart)
 		}
@@ -414,9 +503,56 @@ func TestProbeTargets(t *testing.T) {
 	}
 }
 
-func TestBundledEngineUnavailable(t *testing.T) {
+// TestBundledEngineNeedsBinary: without a mqttgen binary there is no
+// image for engine mqttgen.
+func TestBundledEngineNeedsBinary(t *testing.T) {
 	cfg := home(t, `broker: image: "eclipse-mosquitto:2.0.20"`, `broker: engine: "mqttgen"`)
-	if _, err := NewDesired(Input{Config: cfg}); !errors.Is(err, ErrEngineUnavailable) {
-		t.Fatalf("engine mqttgen: %v", err)
+	if _, err := NewDesired(Input{Config: cfg}); err == nil || !strings.Contains(err.Error(), "no mqttgen binary") {
+		t.Fatalf("engine mqttgen without a binary: %v", err)
+	}
+}
+
+// TestInspectBinary: the image is FROM scratch, so a dynamically linked
+// mqttgen (a PT_INTERP header) is refused with what to do, and so is a file
+// that is not a Linux executable.
+func TestInspectBinary(t *testing.T) {
+	for _, dyn := range []string{"/bin/sh", "/usr/bin/env"} {
+		if _, err := os.Stat(dyn); err != nil {
+			continue
+		}
+		_, err := InspectBinary(dyn)
+		if err == nil || !strings.Contains(err.Error(), "dynamically linked") || !strings.Contains(err.Error(), "CGO_ENABLED=0, as `make build` does") {
+			t.Errorf("%s: %v, want a refusal naming CGO_ENABLED=0", dyn, err)
+		}
+		break
+	}
+	text := filepath.Join(t.TempDir(), "mqttgen")
+	os.WriteFile(text, []byte("#!/bin/sh\n"), 0o755)
+	if _, err := InspectBinary(text); err == nil || !strings.Contains(err.Error(), "not a Linux executable") {
+		t.Errorf("a script: %v", err)
+	}
+	if _, err := InspectBinary(filepath.Join(t.TempDir(), "absent")); err == nil {
+		t.Error("a missing binary is accepted")
+	}
+}
+
+// TestBundledReload: the options the bundled broker reloads on SIGHUP.
+func TestBundledReload(t *testing.T) {
+	base := []byte("persistence true\nmax_queued_messages 1000\nlog_type error\nallow_anonymous false\n\nlistener 1883\n")
+	for _, tc := range []struct {
+		conf          string
+		mosquitto, mq bool // restart
+	}{
+		{"persistence true\nmax_queued_messages 1000\nlog_type error\nlog_type warning\nallow_anonymous false\n\nlistener 1883\n", false, false},
+		{"persistence true\nmax_queued_messages 1000\nlog_type error\nallow_anonymous true\n\nlistener 1883\n", false, false},
+		{"persistence true\nmax_queued_messages 500\nlog_type error\nallow_anonymous false\n\nlistener 1883\n", false, true},
+		{"persistence false\nmax_queued_messages 1000\nlog_type error\nallow_anonymous false\n\nlistener 1883\n", false, true},
+	} {
+		if got := fileForcesRestart("mosquitto", "mosquitto.conf", base, []byte(tc.conf)) != ""; got != tc.mosquitto {
+			t.Errorf("mosquitto, %q: restart %v", tc.conf, got)
+		}
+		if got := fileForcesRestart("mqttgen", "mosquitto.conf", base, []byte(tc.conf)) != ""; got != tc.mq {
+			t.Errorf("mqttgen, %q: restart %v", tc.conf, got)
+		}
 	}
 }

@@ -436,7 +436,12 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 			case KindVolume:
 				err = x.createVolume(ctx, c)
 			case KindContainer:
-				if err = x.ensureImage(ctx, c, s.Spec.Image); err != nil {
+				if s.Build != nil {
+					err = x.ensureBuilt(ctx, c, &s)
+				} else {
+					err = x.ensureImage(ctx, c, s.Spec.Image)
+				}
+				if err != nil {
 					break
 				}
 				var id string

@@ -35,6 +35,17 @@ const (
 // loaded into the engine beforehand (docker load).
 const ExporterImage = "sapcc/mosquitto-exporter:0.8.0"
 
+// BrokerBinaryPath is where the bundled broker's image (broker.engine
+// "mqttgen", which deploy builds) holds the mqttgen binary; the image runs
+// `mqttgen broker -c /mosquitto/config/mosquitto.conf`.
+const BrokerBinaryPath = "/usr/bin/mqttgen"
+
+// MetricsEnv tells the bundled broker where to serve Prometheus' /metrics
+// (monitoring.prometheus with engine "mqttgen"). It is an environment
+// variable of the container, not a mosquitto.conf option: Mosquitto refuses
+// options it does not know, and the same files must serve both engines.
+const MetricsEnv = "MQTTGEN_METRICS_LISTEN"
+
 // Labels mqttgen puts on every service (and deploy on what it creates).
 const (
 	LabelManaged = "io.mqttgen.managed"
@@ -46,6 +57,8 @@ const (
 // service (image, one published port per listener, restart unless-stopped,
 // a healthcheck, named volumes data and log, ./config mounted read-only),
 // the Prometheus exporter when monitoring.prometheus is on, and one network.
+// With broker.engine "mqttgen" the broker serves /metrics itself (MetricsEnv
+// and one more published port) and there is no exporter service.
 //
 // The project's name is COMPOSE_PROJECT_NAME in .env rather than a top-level
 // `name:`: Compose v2 reads both, but Compose v1 (Debian's docker-compose
@@ -117,7 +130,19 @@ func ComposeProject(cfg *schema.Config, files []File) *types.Project {
 		Volumes:  types.Volumes{DataVolume: types.VolumeConfig{}, LogVolume: types.VolumeConfig{}},
 	}
 
-	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
+	pr := cfg.Monitoring.Prometheus
+	if pr.Enabled && cfg.Broker.Engine == schema.EngineMqttgen {
+		// The bundled broker serves /metrics itself.
+		listen := fmt.Sprintf("0.0.0.0:%d", pr.Port)
+		broker.Environment = types.MappingWithEquals{MetricsEnv: &listen}
+		broker.Ports = append(broker.Ports, types.ServicePortConfig{
+			Target:    uint32(pr.Port),
+			Published: strconv.Itoa(pr.Port),
+			Protocol:  "tcp",
+		})
+		p.Services[BrokerService] = broker
+	}
+	if pr.Enabled && cfg.Broker.Engine != schema.EngineMqttgen {
 		ex := types.ServiceConfig{
 			Name:    ExporterService,
 			Restart: types.RestartPolicyUnlessStopped,
@@ -164,13 +189,71 @@ func exporterEndpoint(cfg *schema.Config) string {
 	return fmt.Sprintf("ssl://%s:%d", BrokerService, tlsPort)
 }
 
-// healthcheck asks the broker for a CONNACK on its first plain MQTT listener
-// with the image's own mosquitto_sub. It sends no credentials: exit status 0
+// healthcheck asks the broker for a CONNACK; see mosquittoHealthcheck and
+// mqttgenHealthcheck.
+func healthcheck(cfg *schema.Config, files []File) *types.HealthCheckConfig {
+	if cfg.Broker.Engine == schema.EngineMqttgen {
+		return mqttgenHealthcheck(cfg)
+	}
+	return mosquittoHealthcheck(cfg, files)
+}
+
+// healthTimes are the healthcheck's intervals, for both engines.
+func healthTimes(test types.HealthCheckTest) *types.HealthCheckConfig {
+	d := func(t time.Duration) *types.Duration { v := types.Duration(t); return &v }
+	retries := uint64(3)
+	return &types.HealthCheckConfig{
+		Test:        test,
+		Interval:    d(30 * time.Second),
+		Timeout:     d(10 * time.Second),
+		Retries:     &retries,
+		StartPeriod: d(10 * time.Second),
+	}
+}
+
+// mqttgenHealthcheck runs the image's own binary: `mqttgen broker --probe
+// URL` connects without credentials and exits 0 on any CONNACK ("not
+// authorised" included), 1 when nothing answers. The image is FROM scratch,
+// without a shell, so the test is exec form (CMD). The listener is the first
+// plain MQTT one, else the first MQTT over TLS, else the first WebSockets
+// one (plain before TLS); listeners that require client certificates are
+// not probed (the probe has none), and a broker with nothing else has no
+// healthcheck.
+func mqttgenHealthcheck(cfg *schema.Config) *types.HealthCheckConfig {
+	rank := func(ln schema.Listener) int {
+		switch {
+		case ln.TLS && cfg.TLS != nil && cfg.TLS.RequireClientCertificate:
+			return 0
+		case ln.Protocol == "mqtt" && !ln.TLS:
+			return 4
+		case ln.Protocol == "mqtt":
+			return 3
+		case !ln.TLS:
+			return 2
+		}
+		return 1
+	}
+	best, url := 0, ""
+	for _, name := range listenerOrder(cfg) {
+		ln := cfg.Listeners[name]
+		if r := rank(ln); r > best {
+			scheme := map[int]string{4: "tcp", 3: "ssl", 2: "ws", 1: "wss"}[r]
+			best, url = r, fmt.Sprintf("%s://127.0.0.1:%d", scheme, ln.Port)
+		}
+	}
+	if url == "" {
+		return &types.HealthCheckConfig{Disable: true}
+	}
+	return healthTimes(types.HealthCheckTest{"CMD", BrokerBinaryPath, "broker", "--probe", url})
+}
+
+// mosquittoHealthcheck asks the broker for a CONNACK on its first plain MQTT
+// listener with the image's own mosquitto_sub. It sends no credentials: exit status 0
 // (connected) and 5 (not authorised) both mean the broker answered; 1 means
 // nothing listens. A TLS-only broker is checked over TLS when mqttgen made
 // its certificate (certs/ca.crt); a broker reachable only by websockets or
 // with client certificates has no healthcheck.
-func healthcheck(cfg *schema.Config, files []File) *types.HealthCheckConfig {
+func mosquittoHealthcheck(cfg *schema.Config, files []File) *types.HealthCheckConfig {
 	var port int
 	var tlsArgs string
 	hasCA := false
@@ -199,15 +282,7 @@ func healthcheck(cfg *schema.Config, files []File) *types.HealthCheckConfig {
 	// $$ is a literal $ in a compose file.
 	cmd := fmt.Sprintf("mosquitto_sub -h 127.0.0.1 -p %d%s -t mqttgen/healthcheck -E -i mqttgen-healthcheck -W 5 >/dev/null 2>&1; "+
 		"case $$? in 0|5) exit 0;; esac; exit 1", port, tlsArgs)
-	d := func(t time.Duration) *types.Duration { v := types.Duration(t); return &v }
-	retries := uint64(3)
-	return &types.HealthCheckConfig{
-		Test:        types.HealthCheckTest{"CMD-SHELL", cmd},
-		Interval:    d(30 * time.Second),
-		Timeout:     d(10 * time.Second),
-		Retries:     &retries,
-		StartPeriod: d(10 * time.Second),
-	}
+	return healthTimes(types.HealthCheckTest{"CMD-SHELL", cmd})
 }
 
 // shortSyntax rewrites what compose-go writes in the long syntax of the

@@ -35,6 +35,37 @@ tls: server_names: ["localhost"]
 users: admin: acl: ["readwrite #"]
 deploy: project: "tls-only"
 `, files: []generators.File{{Path: "config/certs/ca.crt"}}},
+	{name: "mqttgen", home: `package home
+broker: engine: "mqttgen"
+listeners: {
+	mqtt: port: 1883
+	mqtts: {port: 8883, tls: true}
+}
+tls: server_names: ["localhost"]
+users: {
+	admin: acl: ["readwrite #"]
+	exporter: acl: ["read $SYS/#"]
+}
+monitoring: prometheus: enabled: true
+deploy: project: "bundled"
+`, files: []generators.File{{Path: "config/certs/ca.crt"}}},
+	{name: "mqttgen-websockets", home: `package home
+broker: engine: "mqttgen"
+listeners: {
+	wss: {port: 9443, protocol: "websockets", tls: true}
+	ws: {port: 9001, protocol: "websockets"}
+}
+tls: server_names: ["localhost"]
+users: admin: acl: ["readwrite #"]
+deploy: project: "bundled-ws"
+`, files: []generators.File{{Path: "config/certs/ca.crt"}}},
+	{name: "mqttgen-client-certificates", home: `package home
+broker: engine: "mqttgen"
+listeners: mqtts: {port: 8883, tls: true}
+tls: {server_names: ["localhost"], require_client_certificate: true}
+users: admin: acl: ["readwrite #"]
+deploy: project: "bundled-certs"
+`, files: []generators.File{{Path: "config/certs/ca.crt"}}},
 	{name: "bind-websockets", home: `package home
 listeners: {
 	ws: {port: 9001, protocol: "websockets"}

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/broker"
+	"github.com/mqttgen/mqttgen/generators"
 )
 
 func newBrokerCmd() *cobra.Command {
-	var confPath string
+	var confPath, probe, metrics string
 	cmd := &cobra.Command{
 		Use:   "broker -c FILE",
 		Short: "Run the bundled broker on rendered Mosquitto files",
@@ -22,20 +27,43 @@ Signals, as Mosquitto: SIGHUP reloads the password and acl files and the
 certificates without dropping clients (a file that fails to load keeps the
 previous rules); SIGUSR1 writes the persistence database; SIGTERM and SIGINT
 stop the broker cleanly. Started as root, it drops to the configured user.
-Logs follow log_dest, log_type, connection_messages and log_timestamp.`,
+Logs follow log_dest, log_type, connection_messages and log_timestamp.
+
+--metrics-listen ADDR (default $` + generators.MetricsEnv + `) serves Prometheus'
+/metrics on ADDR: the $SYS values, named as the Mosquitto exporter names them.
+It is not a mosquitto.conf option, which Mosquitto would refuse.`,
 		Example: `  mqttgen render examples/home.cue --local -o /tmp/broker
-  mqttgen broker -c /tmp/broker/config/mosquitto.conf`,
+  mqttgen broker -c /tmp/broker/config/mosquitto.conf
+  mqttgen broker -c /tmp/broker/config/mosquitto.conf --metrics-listen 127.0.0.1:9234`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if probe != "" {
+				// The healthcheck of the broker's image (FROM scratch: no
+				// shell, no mosquitto_sub). Exit 0 on any CONNACK, else 1.
+				ctx := cmd.Context()
+				if ctx == nil {
+					ctx = context.Background()
+				}
+				return broker.Probe(ctx, probe, 5*time.Second)
+			}
+			if confPath == "" {
+				return errors.New(`required flag "config-file" (-c) not set`)
+			}
 			return broker.Run(cmd.Context(), confPath, broker.RunOptions{
-				Stdout:  cmd.OutOrStdout(),
-				Stderr:  cmd.ErrOrStderr(),
-				Version: buildVersion(),
+				Stdout:        cmd.OutOrStdout(),
+				Stderr:        cmd.ErrOrStderr(),
+				Version:       buildVersion(),
+				MetricsListen: metrics,
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&confPath, "config-file", "c", "", "the mosquitto.conf to run (required)")
-	cmd.MarkFlagRequired("config-file")
+	cmd.Flags().StringVar(&metrics, "metrics-listen", os.Getenv(generators.MetricsEnv), "serve Prometheus /metrics on `ADDR` (host:port)")
+	// The image's healthcheck: mqttgen broker --probe tcp://127.0.0.1:1883
+	// (or ssl://, ws://, wss://) exits 0 when the broker answers a CONNECT
+	// with any CONNACK, 1 otherwise.
+	cmd.Flags().StringVar(&probe, "probe", "", "check that a broker answers at `URL`, then exit")
+	cmd.Flags().MarkHidden("probe")
 	return cmd
 }
 
