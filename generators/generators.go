@@ -87,7 +87,9 @@ func Render(cfg *schema.Config, in Inputs) []File {
 	files = append(files, CertFiles(cfg, in)...)
 	// Compose reads the rendered config (for the CA of its healthcheck).
 	files = append(files, Compose(cfg, files)...)
-	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
+	if pr := cfg.Monitoring.Prometheus; pr.Enabled && cfg.Broker.Engine == schema.EngineMosquitto {
+		// The bundled broker serves /metrics itself; only Mosquitto's
+		// exporter logs in.
 		files = append(files, ExporterEnv(cfg, in.Passwords[pr.User]))
 	}
 	files = append(files, HomeAssistantFiles(cfg)...)

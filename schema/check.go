@@ -311,7 +311,9 @@ func (c *checker) integrations() {
 			c.errorf("zigbee2mqtt.base_topic", "%v", err)
 		}
 	}
-	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
+	// Mosquitto's exporter logs in as this user; the bundled broker serves
+	// /metrics itself and needs none, unless the home names one for status.
+	if pr := cfg.Monitoring.Prometheus; pr.Enabled && (cfg.Broker.Engine == EngineMosquitto || pr.User != "exporter") {
 		needUser("monitoring.prometheus.user", pr.User, "")
 	}
 }

@@ -48,11 +48,12 @@ with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
 				}
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "logins: mqttgen secrets bundle USER %s\n", pathArg(args))
-			return broker.Run(cmd.Context(), filepath.Join(out, "config", "mosquitto.conf"), broker.RunOptions{
-				Stdout:  cmd.OutOrStdout(),
-				Stderr:  cmd.ErrOrStderr(),
-				Version: buildVersion(),
-			})
+			run := broker.RunOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Version: buildVersion()}
+			if pr := h.Config.Monitoring.Prometheus; pr.Enabled {
+				run.MetricsListen = fmt.Sprintf(":%d", pr.Port)
+				fmt.Fprintf(cmd.ErrOrStderr(), "metrics: http://%s:%d/metrics\n", ep.Host, pr.Port)
+			}
+			return broker.Run(cmd.Context(), filepath.Join(out, "config", "mosquitto.conf"), run)
 		},
 	}
 }
