@@ -716,15 +716,15 @@ func (x *executor) backupBefore(ctx context.Context, op Op, cur *Container, reas
 	if err != nil {
 		return fmt.Errorf("the backup before replacing the broker failed: %w", err)
 	}
-	x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, byteSize(res.Size))
+	x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, ByteSize(res.Size))
 	if len(res.Removed) > 0 {
 		x.emit(op, "backed-up", "Removed %s (backup.keep %d)", plural(len(res.Removed), "older archive"), b.Keep)
 	}
 	return nil
 }
 
-// byteSize is a size for people.
-func byteSize(n int64) string {
+// ByteSize is a size for people.
+func ByteSize(n int64) string {
 	switch {
 	case n < 1024:
 		return fmt.Sprintf("%d B", n)

@@ -55,6 +55,21 @@ type Container struct {
 	Managed bool `json:"managed"`
 }
 
+// ConnectObserve connects to the engine and observes project. The caller
+// closes the client.
+func ConnectObserve(ctx context.Context, project string, d *Desired) (*client.Client, *Observed, error) {
+	cli, err := Connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := Observe(ctx, cli, project, d)
+	if err != nil {
+		cli.Close()
+		return nil, nil, err
+	}
+	return cli, o, nil
+}
+
 // Observe lists the project's containers, networks and volumes by compose's
 // project label, reads the files deployed in each container that has a
 // config folder, and looks up the desired images (d may be nil).

@@ -254,7 +254,7 @@ func dataChanges(current, want []backup.File) (changes []FileChange, kept []stri
 
 func describeData(old, new *backup.File) string {
 	desc := func(f *backup.File) string {
-		return fmt.Sprintf("%s, %s", byteSize(int64(len(f.Data))), digest(f.Data))
+		return fmt.Sprintf("%s, %s", ByteSize(int64(len(f.Data))), digest(f.Data))
 	}
 	if old == nil {
 		return desc(new)
@@ -479,7 +479,7 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 			return "", &RestoreError{Cause: fmt.Errorf("the backup before the restore failed, nothing was changed: %w", err)}
 		}
 		safety = res.Path
-		x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, byteSize(res.Size))
+		x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, ByteSize(res.Size))
 	}
 	insp, err := cli.ContainerInspect(ctx, cur.ID, client.ContainerInspectOptions{})
 	if err != nil {

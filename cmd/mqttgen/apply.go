@@ -70,15 +70,11 @@ container, says so, and exits 1.`,
 					return err
 				}
 			}
-			cli, err := deploy.Connect(ctx)
+			cli, o, err := deploy.ConnectObserve(ctx, d.Project, d)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			o, err := deploy.Observe(ctx, cli, d.Project, d)
-			if err != nil {
-				return err
-			}
 			var p *deploy.Plan
 			if saved != nil {
 				if err := saved.CheckFresh(o); err != nil {

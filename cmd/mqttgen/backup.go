@@ -100,7 +100,7 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 			}
 			m := res.Manifest
 			fmt.Fprintf(w, "Wrote %s (%s): %s, %s, %s, each with its SHA-256 in %s\n",
-				res.Path, size(res.Size), count(res.ConfigFiles, "config file"), count(res.DataFiles, "data file"), count(res.StateFiles, "state file"), backup.ManifestName)
+				res.Path, deploy.ByteSize(res.Size), count(res.ConfigFiles, "config file"), count(res.DataFiles, "data file"), count(res.StateFiles, "state file"), backup.ManifestName)
 			if m.Secrets != nil {
 				fmt.Fprintf(w, "Secrets (%s) are in %s, encrypted with %s\n", strings.Join(m.Secrets.Entries, ", "), backup.SecretsName, m.Secrets.Cipher)
 			}
@@ -138,17 +138,6 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to write its database")
 	return cmd
-}
-
-// size is a byte count for people.
-func size(n int64) string {
-	switch {
-	case n < 1024:
-		return fmt.Sprintf("%d B", n)
-	case n < 1024*1024:
-		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/1024/1024)
 }
 
 // count is "1 file" or "2 files".

@@ -42,15 +42,11 @@ skips the question.`,
 			if err != nil {
 				return err
 			}
-			cli, err := deploy.Connect(ctx)
+			cli, o, err := deploy.ConnectObserve(ctx, h.Config.Deploy.Project, nil)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			o, err := deploy.Observe(ctx, cli, h.Config.Deploy.Project, nil)
-			if err != nil {
-				return err
-			}
 			p := deploy.PlanDestroy(o, volumes)
 			w := cmd.OutOrStdout()
 			enc := json.NewEncoder(w)

@@ -53,15 +53,11 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 			if err != nil {
 				return err
 			}
-			cli, err := deploy.Connect(ctx)
+			cli, o, err := deploy.ConnectObserve(ctx, d.Project, d)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			o, err := deploy.Observe(ctx, cli, d.Project, d)
-			if err != nil {
-				return err
-			}
 			p := deploy.Reconcile(d, o)
 			w := cmd.OutOrStdout()
 			if asJSON {

@@ -79,15 +79,11 @@ files; an archive made with --with-secrets opens with its passphrase
 			if err != nil {
 				return err
 			}
-			cli, err := deploy.Connect(ctx)
+			cli, o, err := deploy.ConnectObserve(ctx, d.Project, d)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
-			o, err := deploy.Observe(ctx, cli, d.Project, d)
-			if err != nil {
-				return err
-			}
 			rp, err := deploy.PlanRestore(ctx, cli, d, o, a, deploy.RestoreOptions{Secrets: secrets, Force: force})
 			if err != nil {
 				if errors.Is(err, deploy.ErrOtherProject) {
