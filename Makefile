@@ -7,7 +7,7 @@ APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt systemd
 BIN     := bin/mqttgen
 EXAMPLE ?= examples/minimal
 
-.PHONY: all build run test deps vet fuzz clean
+.PHONY: all build run test deps vet fuzz clean bench
 
 all: build
 
@@ -53,6 +53,21 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# Benchmarks, not part of `make test` (bench/README.md): the bundled broker
+# against Debian's Mosquitto from the same rendered files, and mqttgen's own
+# speed; about 8 minutes. The load generator runs on CPU 0, the brokers on
+# CPU 1 (taskset). Writes bench/results/<date>.md, .json and PNG charts
+# (gnuplot). BENCH_FLAGS passes flags to mqttbench (e.g. -quick, -profile DIR).
+bench: deps build
+	@missing=""; for p in gnuplot-nox time util-linux; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(GO) build -o bin/mqttbench ./cmd/mqttbench
+	$(GO) build -o bin/mqttbench-broker ./bench/cmd/mqttbench-broker
+	taskset -c 0 bin/mqttbench run -mqttgen $(BIN) -results bench/results $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin out
