@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"github.com/mqttgen/mqttgen/backup/backuptest"
 	"io"
 	"os"
 	"path/filepath"
@@ -95,38 +96,9 @@ func TestAltered(t *testing.T) {
 	}
 }
 
-// repack writes the tar of an archive again, changed by edit, in a new
-// gzip stream: only the manifest can tell.
+// repack rewrites the archive entry by entry (backuptest.Repack).
 func repack(t *testing.T, data []byte, edit func(name string, body []byte) ([]byte, bool)) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(tr)
-		body, keep := edit(h.Name, body)
-		if !keep {
-			continue
-		}
-		h.Size = int64(len(body))
-		tw.WriteHeader(h)
-		tw.Write(body)
-	}
-	tw.Close()
-	zw.Close()
-	return out.Bytes()
+	return backuptest.Repack(t, data, edit)
 }
 
 func TestManifestChecks(t *testing.T) {

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,15 +78,7 @@ func engine(t *testing.T) *client.Client {
 	return cli
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return deploytest.FreePort(t) }
 
 // testHome is a home on disk with its state directory.
 type testHome struct {

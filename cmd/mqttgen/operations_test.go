@@ -7,7 +7,6 @@ package main
 // containers, networks and volumes; the image is removed at the end.
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -20,6 +19,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/mqttgen/mqttgen/backup/backuptest"
 	"io"
 	"math/big"
 	"net"
@@ -96,15 +96,7 @@ func (h *opsHome) archives(dir string) []backup.Info {
 	return list
 }
 
-func opsFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func opsFreePort(t *testing.T) int { return deploytest.FreePort(t) }
 
 func opsCleanup(t *testing.T, cli *client.Client, project string) {
 	deploytest.CleanupProject(t, cli, project)
@@ -493,36 +485,15 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 	}
 }
 
-// repackArchive changes one entry of an archive and writes it again as a
-// valid tar.gz: only the manifest's digest tells.
+// repackArchive flips the last byte of one entry and packs a valid tar.gz
+// again: only the manifest's digest tells.
 func repackArchive(t *testing.T, data []byte, entry string) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(tr)
-		if hdr.Name == entry {
+	return backuptest.Repack(t, data, func(name string, body []byte) ([]byte, bool) {
+		if name == entry {
 			body[len(body)-1] ^= 0xff
 		}
-		tw.WriteHeader(hdr)
-		tw.Write(body)
-	}
-	tw.Close()
-	zw.Close()
-	return out.Bytes()
+		return body, true
+	})
 }
 
 const certHomeText = `package home
