@@ -374,9 +374,7 @@ func (p *parser) option(n int, key, value string) {
 			p.errorf(n, "log_type %q is not one of error, warning, notice, information, debug, subscribe, unsubscribe, websockets, all, none", value)
 			return
 		}
-		if !p.logTypeSet {
-			p.logTypeSet = true
-		}
+		p.logTypeSet = true
 		p.c.LogTypes[value] = true
 	case "connection_messages":
 		if b, ok := p.boolean(n, key, value); ok && p.once(n, "", key) {
