@@ -406,7 +406,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	// A saved plan applies to this state only.
 	planFile := filepath.Join(t.TempDir(), "home.plan")
-	if err := deploy.Save(planFile, p, d, time.Now()); err != nil {
+	if err := deploy.Save(planFile, p, d, "", "", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := os.Stat(planFile); st.Mode().Perm() != 0o600 {

@@ -137,14 +137,19 @@ type SavedPlan struct {
 	Created time.Time `json:"created"`
 	Plan    *Plan     `json:"plan"`
 	Desired *Desired  `json:"desired"`
+	// Home and StateDir are the folders of the home and of its state,
+	// absolute: applying the plan takes the home's lock (workspace.LockDir)
+	// when the folder is there.
+	Home     string `json:"home,omitempty"`
+	StateDir string `json:"state_dir,omitempty"`
 }
 
 const savedPlanMagic = "1"
 
 // Save writes a plan file, mode 0600: it holds the rendered files, keys and
 // password hashes included, and the probe's password.
-func Save(path string, p *Plan, d *Desired, now time.Time) error {
-	data, err := json.MarshalIndent(SavedPlan{Magic: savedPlanMagic, Created: now.UTC(), Plan: p, Desired: d}, "", "  ")
+func Save(path string, p *Plan, d *Desired, home, stateDir string, now time.Time) error {
+	data, err := json.MarshalIndent(SavedPlan{Magic: savedPlanMagic, Created: now.UTC(), Plan: p, Desired: d, Home: home, StateDir: stateDir}, "", "  ")
 	if err != nil {
 		return err
 	}

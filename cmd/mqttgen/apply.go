@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,9 +42,6 @@ container, says so, and exits 1.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			// Ctrl-C stops at the current step, after its rollback.
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -56,6 +52,13 @@ container, says so, and exits 1.`,
 				sp, err := deploy.Load(args[0])
 				if err != nil {
 					return err
+				}
+				// The home the plan was made from, if it is here (a plan
+				// made elsewhere has no home on this machine to protect).
+				if _, err := os.Stat(sp.Home); sp.Home != "" && err == nil {
+					if err := g.lock(sp.Home, sp.StateDir); err != nil {
+						return err
+					}
 				}
 				saved, d = sp, sp.Desired
 			} else {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,9 +47,6 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"os"
 	"runtime/debug"
@@ -41,9 +40,6 @@ It is not a mosquitto.conf option, which Mosquitto would refuse.`,
 				// The healthcheck of the broker's image (FROM scratch: no
 				// shell, no mosquitto_sub). Exit 0 on any CONNACK, else 1.
 				ctx := cmd.Context()
-				if ctx == nil {
-					ctx = context.Background()
-				}
 				return broker.Probe(ctx, probe, 5*time.Second)
 			}
 			if confPath == "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,9 +41,6 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -69,7 +65,7 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 				return err
 			}
 			if out != "" {
-				if err := deploy.Save(out, p, d, time.Now()); err != nil {
+				if err := deploy.Save(out, p, d, h.Dir, h.Secrets.Dir, time.Now()); err != nil {
 					return err
 				}
 				if !asJSON {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -10,9 +11,12 @@ import (
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
-// globals are the flags every command shares.
+// globals are the flags every command shares, and the home's lock while a
+// command holds it.
 type globals struct {
-	state string
+	state   string
+	command string
+	release func()
 }
 
 func newRootCmd() *cobra.Command {
@@ -31,7 +35,23 @@ It checks the file, renders the broker's files, and keeps the passwords out of g
 	}
 	root.PersistentFlags().StringVar(&g.state, "state", "", "state directory (passwords, certificates); default $"+workspace.StateEnv+" or .mqttgen beside home.cue")
 	root.AddCommand(newInitCmd(), newVetCmd(g), newRenderCmd(g), newSecretsCmd(g), newServeCmd(g), newDiscoveryCmd(g), newBrokerCmd(), newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g), newBackupCmd(g), newRestoreCmd(g), newStatusCmd(g))
+	releaseAfterRun(root, g)
 	return root
+}
+
+// releaseAfterRun makes every command release the home's lock when it
+// ends, whatever way it ends.
+func releaseAfterRun(c *cobra.Command, g *globals) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			g.command = cmd.CommandPath()
+			defer g.unlock()
+			return run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		releaseAfterRun(sub, g)
+	}
 }
 
 // pathArg is the home's path: the first argument, or the working directory.
@@ -42,14 +62,41 @@ func pathArg(args []string) string {
 	return "."
 }
 
-// open loads the home and prints its warnings.
+// open loads the home, takes its lock (one command at a time works on a
+// home: workspace.LockDir) and prints its warnings. Every command that
+// opens a home may write its state (a password generated on first need), so
+// every one takes the lock.
 func (g *globals) open(path string, stderr io.Writer) (*workspace.Home, error) {
 	h, err := workspace.Open(path, g.state)
 	if err != nil {
 		return nil, err
 	}
+	if err := g.lock(h.Dir, h.Secrets.Dir); err != nil {
+		return nil, err
+	}
 	printWarnings(stderr, h.Warnings)
 	return h, nil
+}
+
+// lock takes the lock of the home in folder dir, once per command.
+func (g *globals) lock(dir, stateDir string) error {
+	if g.release != nil {
+		return nil
+	}
+	release, err := workspace.LockDir(dir, stateDir, strings.TrimPrefix(g.command, "mqttgen "))
+	if err != nil {
+		return err
+	}
+	g.release = release
+	return nil
+}
+
+// unlock releases the home's lock if the command holds it.
+func (g *globals) unlock() {
+	if g.release != nil {
+		g.release()
+		g.release = nil
+	}
 }
 
 func printWarnings(w io.Writer, diags schema.Diagnostics) {

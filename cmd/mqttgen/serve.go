@@ -38,6 +38,9 @@ with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
 			if err := workspace.Write(out, files, true); err != nil {
 				return err
 			}
+			// The files are written: other commands may work on the home
+			// while the broker serves them.
+			g.unlock()
 			ep := generators.ClientEndpoints(h.Config)
 			for _, l := range []struct {
 				scheme string

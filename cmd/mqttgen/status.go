@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/deploy"
@@ -29,9 +27,6 @@ $SYS update (every 10 s).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if ctx == nil {
-				ctx = context.Background()
-			}
 			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
