@@ -3,6 +3,7 @@
 // `make bench` runs it; bench/README.md explains the method.
 //
 //	mqttbench [run] [flags]
+//	mqttbench compare [-broker bundled] BEFORE.json AFTER.json
 //
 // It pins itself to -load-cpu. With -profile DIR the bundled broker runs
 // as bench/cmd/mqttbench-broker (-profile-broker) with a profiling
@@ -29,6 +30,10 @@ import (
 
 func main() {
 	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "compare" {
+		compare(args[1:])
+		return
+	}
 	if len(args) > 0 && args[0] == "run" {
 		args = args[1:]
 	}
@@ -191,5 +196,27 @@ func ints(s string) ([]int, error) {
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "mqttbench:", err)
+	os.Exit(1)
+}
+
+// compare prints one broker's figures from two results files side by side,
+// as Markdown: before and after a change to the broker.
+func compare(args []string) {
+	fs := flag.NewFlagSet("compare", flag.ExitOnError)
+	broker := fs.String("broker", "bundled", "the broker whose rows are compared")
+	fs.Parse(args)
+	if fs.NArg() != 2 {
+		fmt.Fprintln(os.Stderr, "usage: mqttbench compare [-broker bundled] BEFORE.json AFTER.json")
+		os.Exit(2)
+	}
+	before, err := bench.ReadReport(fs.Arg(0))
+	if err == nil {
+		var after *bench.Report
+		if after, err = bench.ReadReport(fs.Arg(1)); err == nil {
+			fmt.Print(bench.Compare(before, after, *broker))
+			return
+		}
+	}
+	fmt.Fprintln(os.Stderr, "mqttbench compare:", err)
 	os.Exit(1)
 }
