@@ -70,7 +70,9 @@ func Publish(opts Options, prefix string, msgs []generators.Discovery) (Report, 
 	co := mqtt.NewClientOptions().AddBroker(opts.Broker).SetClientID(id).
 		SetUsername(opts.Username).SetPassword(opts.Password).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(opts.Timeout).
-		SetTLSConfig(opts.TLS).SetOrderMatters(false)
+		// In order: the fence must reach the handler after every retained
+		// config (unordered, paho runs each handler in its own goroutine).
+		SetTLSConfig(opts.TLS).SetOrderMatters(true)
 	c := mqtt.NewClient(co)
 	if err := wait(c.Connect(), opts.Timeout, "connect to "+opts.Broker); err != nil {
 		return Report{}, err
