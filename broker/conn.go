@@ -48,6 +48,9 @@ const coalesceLimit = 64 << 10
 // waits for input (a few dozen acknowledgements).
 const idleBuffer = 512
 
+// closeFlushTimeout bounds how long Close tries to write what waits.
+const closeFlushTimeout = time.Second
+
 var errConnClosed = errors.New("use of closed network connection")
 
 func newCoalescingConn(c net.Conn) *coalescingConn {
@@ -147,7 +150,7 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 }
 
 // Close writes what waits (a CONNACK refusing the client, a DISCONNECT),
-// for at most a second, then closes the connection.
+// for at most closeFlushTimeout, then closes the connection.
 func (c *coalescingConn) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -156,7 +159,12 @@ func (c *coalescingConn) Close() error {
 	}
 	c.closed = true
 	if c.flushing || len(c.buf) > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		// A timer, not a write deadline: mochi sets the connection's
+		// deadlines whenever it reads a packet, which would replace ours
+		// and leave Close waiting on a client that does not read (it held
+		// up the broker's shutdown). Closing the socket ends any write.
+		t := time.AfterFunc(closeFlushTimeout, func() { c.Conn.Close() })
+		defer t.Stop()
 	}
 	for c.flushing {
 		c.idle.Wait()

@@ -146,6 +146,37 @@ func TestCoalescingConnCloseFlushes(t *testing.T) {
 	}
 }
 
+// Close gives up on a client that does not read, even when the reader sets
+// the connection's deadlines meanwhile, as mochi does for every packet.
+func TestCoalescingConnCloseBoundedWithStalledPeer(t *testing.T) {
+	cc, _, _ := tcpPair(t) // the client side never reads
+	go cc.Write(make([]byte, 64<<20))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		cc.mu.Lock()
+		flushing := cc.flushing
+		cc.mu.Unlock()
+		if flushing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the write never started")
+		}
+	}
+	closed := make(chan struct{})
+	start := time.Now()
+	go func() { cc.Close(); close(closed) }()
+	time.Sleep(100 * time.Millisecond)
+	cc.SetDeadline(time.Now().Add(time.Hour))
+	select {
+	case <-closed:
+		if d := time.Since(start); d < closeFlushTimeout/2 {
+			t.Fatalf("Close returned after %v: it did not try to write what waits", d)
+		}
+	case <-time.After(closeFlushTimeout + 5*time.Second):
+		t.Fatal("Close waits for a client that does not read")
+	}
+}
+
 // Concurrent writers, a reader and the peer: every write arrives whole, in
 // each writer's order, nothing lost or repeated.
 func TestCoalescingConnConcurrentWriters(t *testing.T) {

@@ -302,6 +302,15 @@ func (p *proc) stop() {
 			p.t.Errorf("%s exited with %v\n%s", p.engine, p.err, p.log)
 		}
 	case <-time.After(10 * time.Second):
+		if p.engine == mqttgenEngine {
+			// The Go runtime prints every goroutine's stack on SIGQUIT:
+			// the log then shows where the shutdown hangs.
+			p.signal(syscall.SIGQUIT)
+			select {
+			case <-p.exited:
+			case <-time.After(5 * time.Second):
+			}
+		}
 		p.kill()
 		p.t.Fatalf("%s did not stop on SIGTERM\n%s", p.engine, p.log)
 	}
