@@ -54,8 +54,9 @@ func hash(t *testing.T, pw string) string {
 }
 
 // newTestBroker starts a broker with users alice and bob (passwords
-// alice-pw and bob-pw); extra is appended to mosquitto.conf.
-func newTestBroker(t *testing.T, acl, extra string) *testBroker {
+// alice-pw and bob-pw); extra is appended to mosquitto.conf; opts, if
+// any, change the broker's options.
+func newTestBroker(t *testing.T, acl, extra string, opts ...func(*Options)) *testBroker {
 	t.Helper()
 	tb := &testBroker{t: t, dir: t.TempDir(), out: &bytes.Buffer{}}
 	addr, port := freeAddr(t)
@@ -69,7 +70,11 @@ func newTestBroker(t *testing.T, acl, extra string) *testBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(c, Options{Stdout: syncWriter{tb.out}, Stderr: syncWriter{tb.out}, Version: "test"})
+	o := Options{Stdout: syncWriter{tb.out}, Stderr: syncWriter{tb.out}, Version: "test"}
+	for _, f := range opts {
+		f(&o)
+	}
+	b, err := New(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,3 +177,48 @@ func (c *coalescingConn) Close() error {
 	c.mu.Unlock()
 	return c.Conn.Close()
 }
+
+// connSet holds every connection handed to mochi until it ends, so that
+// Close can end the ones mochi does not know yet: a connection is mochi's
+// client only once its CONNECT is read, and mochi's own Close waits for
+// every connection, known or not.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[*coalescingConn]struct{}
+	closed bool
+}
+
+// add records c; after closeAll it closes c instead and returns false.
+func (s *connSet) add(c *coalescingConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[*coalescingConn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c *coalescingConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// closeAll closes every connection, and every one added from now on.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*coalescingConn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		c.Close()
+	}
+}

@@ -301,3 +301,64 @@ func TestCoalescingConnReleasesBuffersWhenIdle(t *testing.T) {
 	client.Close()
 	<-done
 }
+
+// A connection that sends no CONNECT is closed after the connect timeout,
+// logged as Mosquitto does; a client's keepalive replaces that deadline.
+func TestConnectTimeout(t *testing.T) {
+	tb := newTestBroker(t, "user alice\ntopic readwrite #\n", "", func(o *Options) { o.connectTimeout = 300 * time.Millisecond })
+	silent, err := net.Dial("tcp", tb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	c, err := tb.client("alice", "alice-pw", "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(0)
+	start := time.Now()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent connection: read %d bytes, %v; want the broker to close it", n, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("silent connection closed after %v, want about 300ms", d)
+	}
+	if !tb.waitLog("Client <unknown> has exceeded timeout, disconnecting.") {
+		t.Fatalf("log:\n%s", tb.log())
+	}
+	time.Sleep(500 * time.Millisecond) // past the connect timeout
+	if tok := c.Publish("x", 1, false, "still here"); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil || !c.IsConnected() {
+		t.Fatalf("a connected client was cut at the connect timeout: %v\n%s", tok.Error(), tb.log())
+	}
+}
+
+// Close ends connections that have not sent their CONNECT (mochi's own
+// Close waits for them).
+func TestCloseWithSilentConnection(t *testing.T) {
+	tb := newTestBroker(t, "user alice\ntopic readwrite #\n", "")
+	silent, err := net.Dial("tcp", tb.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	for deadline := time.Now().Add(5 * time.Second); tb.b.stats.sockets.Load() < 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the broker never took the connection")
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- tb.b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits for a connection that sent no CONNECT")
+	}
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the silent connection is still open after Close: %v", err)
+	}
+}
