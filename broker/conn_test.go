@@ -56,6 +56,22 @@ func readN(t *testing.T, c net.Conn, n int) []byte {
 	return b
 }
 
+// waitConn waits until cond, called with cc.mu held, is true.
+func waitConn(t *testing.T, cc *coalescingConn, never string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		cc.mu.Lock()
+		ok := cond()
+		cc.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(never)
+		}
+	}
+}
+
 // The reader's own writes (acknowledgements) wait for its next Read and
 // leave in one system call.
 func TestCoalescingConnBatchesReaderWrites(t *testing.T) {
@@ -91,19 +107,7 @@ func TestCoalescingConnWritesAtOnceWhileReading(t *testing.T) {
 		_, err := cc.Read(make([]byte, 1))
 		done <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		cc.mu.Lock()
-		reading := cc.reading
-		cc.mu.Unlock()
-		if reading {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reader never reached Read")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitConn(t, cc, "the reader never reached Read", func() bool { return cc.reading })
 	if _, err := cc.Write([]byte("delivery")); err != nil {
 		t.Fatal(err)
 	}
@@ -151,17 +155,7 @@ func TestCoalescingConnCloseFlushes(t *testing.T) {
 func TestCoalescingConnCloseBoundedWithStalledPeer(t *testing.T) {
 	cc, _, _ := tcpPair(t) // the client side never reads
 	go cc.Write(make([]byte, 64<<20))
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		cc.mu.Lock()
-		flushing := cc.flushing
-		cc.mu.Unlock()
-		if flushing {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the write never started")
-		}
-	}
+	waitConn(t, cc, "the write never started", func() bool { return cc.flushing })
 	closed := make(chan struct{})
 	start := time.Now()
 	go func() { cc.Close(); close(closed) }()
@@ -281,22 +275,13 @@ func TestCoalescingConnReleasesBuffersWhenIdle(t *testing.T) {
 		cc.Read(make([]byte, 1))
 		close(done)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		cc.mu.Lock()
-		reading, kept := cc.reading, cap(cc.buf)+cap(cc.spare)
-		cc.mu.Unlock()
-		if reading {
-			if kept > 1024 { // idleBuffer twice
-
-				t.Fatalf("%d bytes of buffers kept while idle", kept)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reader never reached Read")
-		}
-		time.Sleep(time.Millisecond)
+	kept := 0
+	waitConn(t, cc, "the reader never reached Read", func() bool {
+		kept = cap(cc.buf) + cap(cc.spare)
+		return cc.reading
+	})
+	if kept > 1024 { // idleBuffer twice
+		t.Fatalf("%d bytes of buffers kept while idle", kept)
 	}
 	client.Close()
 	<-done
