@@ -402,6 +402,7 @@ func limitsChanged(a, n *conf.Config) bool {
 // not admit: anonymous clients where anonymous access ended, and clients
 // whose password no longer verifies.
 func (b *Broker) recheckClients(sec *securityState) {
+	var refused []*mqtt.Client
 	for _, cl := range b.srv.Clients.GetAll() {
 		if cl.Net.Inline || cl.Closed() {
 			continue
@@ -414,24 +415,39 @@ func (b *Broker) recheckClients(sec *securityState) {
 		if s != nil && s.authenticate(b.cache, st.hasUser, st.username, st.hasPassword, st.password) {
 			continue
 		}
-		b.drop(cl, packets.ErrNotAuthorized, "not authorised")
+		refused = append(refused, cl)
 	}
+	b.drop(refused, packets.ErrNotAuthorized, "not authorised")
 }
 
-// drop ends a client's connection the way a network failure would, so that
-// its will is sent, as Mosquitto does when it disconnects a client; an
-// MQTT 5 client is first told why. why is logged with the client's
-// disconnection; "" logs nothing.
-func (b *Broker) drop(cl *mqtt.Client, code packets.Code, why string) {
-	if st := b.state(cl); st != nil {
-		st.dropped.Store(&why)
+// drop ends the clients' connections the way a network failure would, so
+// that their wills are sent, as Mosquitto does when it disconnects a
+// client; MQTT 5 clients are first told why. why is logged with each
+// disconnection; "" logs nothing. The clients are ended in parallel, each
+// in at most about two seconds.
+func (b *Broker) drop(cls []*mqtt.Client, code packets.Code, why string) {
+	var wg sync.WaitGroup
+	for _, cl := range cls {
+		wg.Go(func() {
+			if st := b.state(cl); st != nil {
+				st.dropped.Store(&why)
+			}
+			cc, _ := cl.Net.Conn.(*coalescingConn)
+			if cc == nil {
+				return
+			}
+			// A client that does not read can hold mochi's write lock (its
+			// write loop blocked in a write), which the DISCONNECT waits
+			// for: after a second the socket is closed under it.
+			t := time.AfterFunc(closeFlushTimeout, cc.abort)
+			defer t.Stop()
+			if cl.Properties.ProtocolVersion == 5 {
+				cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: code.Code})
+			}
+			cc.Close()
+		})
 	}
-	if cl.Properties.ProtocolVersion == 5 {
-		cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: code.Code})
-	}
-	if cl.Net.Conn != nil {
-		cl.Net.Conn.Close()
-	}
+	wg.Wait()
 }
 
 func (b *Broker) stopBridges() {
@@ -480,18 +496,20 @@ func (b *Broker) Close() error {
 	var open []*mqtt.Client
 	for _, cl := range b.srv.Clients.GetAll() {
 		if !cl.Net.Inline && !cl.Closed() {
-			b.drop(cl, packets.ErrServerShuttingDown, "")
 			open = append(open, cl)
 		}
 	}
+	b.drop(open, packets.ErrServerShuttingDown, "")
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if !slices.ContainsFunc(open, func(cl *mqtt.Client) bool { return !cl.Closed() }) {
 			break
 		}
 	}
 	// Then every connection still open, above all those that have not sent
-	// their CONNECT yet: mochi's Close waits for them.
+	// their CONNECT yet: mochi's Close waits for them (and counts them from
+	// within, racing its own wait: they are waited for here instead).
 	b.conns.closeAll()
+	b.conns.wait()
 	b.srv.Close()
 	var err error
 	if b.store != nil {

@@ -163,7 +163,7 @@ func (c *coalescingConn) Close() error {
 		// deadlines whenever it reads a packet, which would replace ours
 		// and leave Close waiting on a client that does not read (it held
 		// up the broker's shutdown). Closing the socket ends any write.
-		t := time.AfterFunc(closeFlushTimeout, func() { c.Conn.Close() })
+		t := time.AfterFunc(closeFlushTimeout, c.abort)
 		defer t.Stop()
 	}
 	for c.flushing {
@@ -178,6 +178,9 @@ func (c *coalescingConn) Close() error {
 	return c.Conn.Close()
 }
 
+// abort closes the socket at once, ending any write in progress.
+func (c *coalescingConn) abort() { c.Conn.Close() }
+
 // connSet holds every connection handed to mochi until it ends, so that
 // Close can end the ones mochi does not know yet: a connection is mochi's
 // client only once its CONNECT is read, and mochi's own Close waits for
@@ -186,9 +189,11 @@ type connSet struct {
 	mu     sync.Mutex
 	conns  map[*coalescingConn]struct{}
 	closed bool
+	wg     sync.WaitGroup
 }
 
 // add records c; after closeAll it closes c instead and returns false.
+// Every c added is removed once it has ended.
 func (s *connSet) add(c *coalescingConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -200,6 +205,7 @@ func (s *connSet) add(c *coalescingConn) bool {
 		s.conns = map[*coalescingConn]struct{}{}
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
 
@@ -207,9 +213,11 @@ func (s *connSet) remove(c *coalescingConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.wg.Done()
 }
 
-// closeAll closes every connection, and every one added from now on.
+// closeAll closes every connection, in parallel (each may take up to
+// closeFlushTimeout), and every one added from now on.
 func (s *connSet) closeAll() {
 	s.mu.Lock()
 	s.closed = true
@@ -218,7 +226,12 @@ func (s *connSet) closeAll() {
 		all = append(all, c)
 	}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range all {
-		c.Close()
+		wg.Go(func() { c.Close() })
 	}
+	wg.Wait()
 }
+
+// wait waits until every connection added has been removed.
+func (s *connSet) wait() { s.wg.Wait() }

@@ -1,10 +1,14 @@
 package broker
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // connectPacket is an MQTT 3.1.1 CONNECT with a username and password.
@@ -69,5 +73,66 @@ func TestConnackUnderMaxConnections(t *testing.T) {
 			c.Close()
 		}
 		waitZero()
+	}
+}
+
+// stalledSubscriber logs in as alice with MQTT version, subscribes to
+// topic and never reads.
+func stalledSubscriber(t *testing.T, addr string, version byte, id, topic string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	var buf bytes.Buffer
+	conn := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, ClientIdentifier: id, Keepalive: 60,
+			UsernameFlag: true, Username: []byte("alice"), PasswordFlag: true, Password: []byte("alice-pw")}}
+	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: version, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: topic}}}
+	if err := conn.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SubscribeEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Close with subscribers that stopped reading while deliveries were being
+// written to them (MQTT 5 ones wait for a DISCONNECT behind mochi's write
+// lock): every connection is ended in parallel, each within about two
+// seconds, so the broker stops well inside Docker's 10 s grace period.
+func TestCloseWithStalledSubscribers(t *testing.T) {
+	tb := newTestBroker(t, "user alice\ntopic readwrite #\n", "")
+	for i := range 8 {
+		stalledSubscriber(t, tb.addr, byte(4+i%2), fmt.Sprintf("stalled-%d", i), "flood")
+	}
+	time.Sleep(300 * time.Millisecond) // the subscriptions are in place
+	pub, err := tb.client("alice", "alice-pw", "pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 32<<10)
+	for range 400 { // 12.5 MiB to each subscriber: more than the sockets hold
+		pub.Publish("flood", 0, false, payload).WaitTimeout(time.Second)
+	}
+	time.Sleep(time.Second) // the write loops block
+	pub.Disconnect(0)
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- tb.b.Close() }()
+	select {
+	case <-closed:
+		if d := time.Since(start); d > 6*time.Second {
+			t.Fatalf("Close took %v with 8 stalled subscribers", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close hangs with stalled subscribers")
 	}
 }
