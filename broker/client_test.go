@@ -323,14 +323,22 @@ func (c *rawClient) await(typ byte, d time.Duration) (packets.Packet, string) {
 				return pk, ""
 			}
 		case <-c.closed:
-			select {
-			case pk := <-c.acks:
-				if pk.FixedHeader.Type == typ {
-					return pk, ""
+			// What the reader queued before it ended still counts (when
+			// both are ready, select may pick either): a DISCONNECT above all.
+			for {
+				select {
+				case pk := <-c.acks:
+					if pk.FixedHeader.Type == packets.Disconnect {
+						return pk, fmt.Sprintf("DISCONNECT 0x%02x", pk.ReasonCode)
+					}
+					if pk.FixedHeader.Type == typ {
+						return pk, ""
+					}
+					continue
+				default:
 				}
-			default:
+				return packets.Packet{}, "closed"
 			}
-			return packets.Packet{}, "closed"
 		case <-t.C:
 			return packets.Packet{}, "timeout"
 		}
