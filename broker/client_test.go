@@ -313,7 +313,13 @@ func (c *rawClient) id() uint16 {
 func (c *rawClient) await(typ byte, d time.Duration) (packets.Packet, string) {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	ended := false
 	for {
+		// Once the reader has ended, what it queued before still counts,
+		// a DISCONNECT above all (select picks either when both are ready).
+		if ended && len(c.acks) == 0 {
+			return packets.Packet{}, "closed"
+		}
 		select {
 		case pk := <-c.acks:
 			if pk.FixedHeader.Type == packets.Disconnect {
@@ -323,22 +329,7 @@ func (c *rawClient) await(typ byte, d time.Duration) (packets.Packet, string) {
 				return pk, ""
 			}
 		case <-c.closed:
-			// What the reader queued before it ended still counts (when
-			// both are ready, select may pick either): a DISCONNECT above all.
-			for {
-				select {
-				case pk := <-c.acks:
-					if pk.FixedHeader.Type == packets.Disconnect {
-						return pk, fmt.Sprintf("DISCONNECT 0x%02x", pk.ReasonCode)
-					}
-					if pk.FixedHeader.Type == typ {
-						return pk, ""
-					}
-					continue
-				default:
-				}
-				return packets.Packet{}, "closed"
-			}
+			ended = true
 		case <-t.C:
 			return packets.Packet{}, "timeout"
 		}
