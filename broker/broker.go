@@ -17,7 +17,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,14 +499,10 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.drop(open, packets.ErrServerShuttingDown, "")
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if !slices.ContainsFunc(open, func(cl *mqtt.Client) bool { return !cl.Closed() }) {
-			break
-		}
-	}
 	// Then every connection still open, above all those that have not sent
 	// their CONNECT yet: mochi's Close waits for them (and counts them from
-	// within, racing its own wait: they are waited for here instead).
+	// within, racing its own wait), so they are waited for here, wills
+	// sent, before mochi closes.
 	b.conns.closeAll()
 	b.conns.wait()
 	b.srv.Close()

@@ -161,8 +161,8 @@ func (c *coalescingConn) Close() error {
 	if c.flushing || len(c.buf) > 0 {
 		// A timer, not a write deadline: mochi sets the connection's
 		// deadlines whenever it reads a packet, which would replace ours
-		// and leave Close waiting on a client that does not read (it held
-		// up the broker's shutdown). Closing the socket ends any write.
+		// and leave Close waiting on a client that does not read for as
+		// long as its keepalive allows. Closing the socket ends any write.
 		t := time.AfterFunc(closeFlushTimeout, c.abort)
 		defer t.Stop()
 	}
