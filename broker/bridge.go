@@ -345,7 +345,12 @@ func (r *remote3) run(ctx context.Context) {
 		lost := make(chan error, 1)
 		c := paho3.NewClient(r.options(pv, lost))
 		tok := c.Connect()
-		tok.Wait()
+		if !waitToken(ctx, tok, time.Hour) { // paho's ConnectTimeout ends it
+			// Shutting down: the broker must not wait for a remote that
+			// does not answer; the attempt ends on its own.
+			go func() { <-tok.Done(); c.Disconnect(0) }()
+			return
+		}
 		if err := tok.Error(); err != nil {
 			var op *net.OpError
 			if private && !(errors.As(err, &op) && op.Op == "dial") {
@@ -361,7 +366,7 @@ func (r *remote3) run(ctx context.Context) {
 		}
 		attempt = 0
 		for _, t := range br.inTopics() {
-			c.Subscribe(remoteFilter(t), t.QoS, nil).WaitTimeout(10 * time.Second)
+			waitToken(ctx, c.Subscribe(remoteFilter(t), t.QoS, nil), 10*time.Second)
 		}
 		c.Publish(br.stateTopic(), 1, true, "1")
 		r.mu.Lock()
@@ -385,6 +390,20 @@ func (r *remote3) run(ctx context.Context) {
 	}
 }
 
+// waitToken waits until t completes, d passes or ctx ends, and reports
+// whether t completed.
+func waitToken(ctx context.Context, t paho3.Token, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return true
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	return false
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	select {
 	case <-ctx.Done():
@@ -401,7 +420,10 @@ func (r *remote3) publish(ctx context.Context, pk packets.Packet) error {
 		r.mu.Unlock()
 		if c != nil {
 			tok := c.Publish(pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain, pk.Payload)
-			if !tok.WaitTimeout(30 * time.Second) {
+			if !waitToken(ctx, tok, 30*time.Second) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return errors.New("no acknowledgement")
 			}
 			return tok.Error()
@@ -420,10 +442,11 @@ func (r *remote3) close() {}
 // remote5 is a bridge to an MQTT 5 broker: its subscriptions use No Local
 // and Retain As Published, so nothing is echoed back.
 type remote5 struct {
-	br  *bridge
-	tls *tls.Config
-	mu  sync.Mutex
-	cm  *autopaho.ConnectionManager
+	br    *bridge
+	tls   *tls.Config
+	mu    sync.Mutex
+	cm    *autopaho.ConnectionManager
+	wasUp atomic.Bool // connected once: reconnections wait the backoff
 }
 
 func (r *remote5) run(ctx context.Context) {
@@ -453,10 +476,19 @@ func (r *remote5) run(ctx context.Context) {
 		CleanStartOnInitialConnection: c.CleanSession,
 		SessionExpiryInterval:         expiry,
 		ConnectTimeout:                10 * time.Second,
-		ReconnectBackoff:              backoff,
-		ConnectUsername:               c.RemoteUsername,
-		WillMessage:                   &paho5.WillMessage{Topic: br.stateTopic(), Payload: []byte("0"), QoS: 1, Retain: true},
+		// autopaho waits ReconnectBackoff(0) before its first attempt too:
+		// the first connection goes at once, as remote3's, and one lost
+		// waits the backoff, as Mosquitto's restart_timeout.
+		ReconnectBackoff: func(attempt int) time.Duration {
+			if attempt == 0 && !r.wasUp.Load() {
+				return 0
+			}
+			return backoff(attempt)
+		},
+		ConnectUsername: c.RemoteUsername,
+		WillMessage:     &paho5.WillMessage{Topic: br.stateTopic(), Payload: []byte("0"), QoS: 1, Retain: true},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho5.Connack) {
+			r.wasUp.Store(true)
 			go func() {
 				var subs []paho5.SubscribeOptions
 				for _, t := range br.inTopics() {

@@ -86,6 +86,26 @@ func newTestBroker(t *testing.T, acl, extra string, opts ...func(*Options)) *tes
 	return tb
 }
 
+// closeWithin closes the broker and fails the test when that takes longer
+// than limit, or hangs (given up after a minute); when is what was going on.
+func (tb *testBroker) closeWithin(limit time.Duration, when string) {
+	tb.t.Helper()
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- tb.b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			tb.t.Fatal(err)
+		}
+		if d := time.Since(start); d > limit {
+			tb.t.Fatalf("Close took %v %s", d, when)
+		}
+	case <-time.After(time.Minute):
+		tb.t.Fatalf("Close hangs %s", when)
+	}
+}
+
 type syncWriter struct{ b *bytes.Buffer }
 
 var logMu = make(chan struct{}, 1)

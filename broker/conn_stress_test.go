@@ -124,15 +124,5 @@ func TestCloseWithStalledSubscribers(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the write loops block
 	pub.Disconnect(0)
-	start := time.Now()
-	closed := make(chan error, 1)
-	go func() { closed <- tb.b.Close() }()
-	select {
-	case <-closed:
-		if d := time.Since(start); d > 6*time.Second {
-			t.Fatalf("Close took %v with 8 stalled subscribers", d)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Close hangs with stalled subscribers")
-	}
+	tb.closeWithin(6*time.Second, "with 8 stalled subscribers")
 }

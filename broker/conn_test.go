@@ -332,16 +332,7 @@ func TestCloseWithSilentConnection(t *testing.T) {
 			t.Fatal("the broker never took the connection")
 		}
 	}
-	closed := make(chan error, 1)
-	go func() { closed <- tb.b.Close() }()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close waits for a connection that sent no CONNECT")
-	}
+	tb.closeWithin(3*time.Second, "with a connection that sent no CONNECT")
 	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the silent connection is still open after Close: %v", err)
