@@ -449,10 +449,14 @@ func (b *Broker) drop(cls []*mqtt.Client, code packets.Code, why string) {
 	wg.Wait()
 }
 
+// stopBridges stops every bridge, in parallel: each may take a couple of
+// seconds to tell its remote it is going.
 func (b *Broker) stopBridges() {
+	var wg sync.WaitGroup
 	for _, br := range b.bridges {
-		br.stop()
+		wg.Go(br.stop)
 	}
+	wg.Wait()
 }
 
 // Flush writes the persistence database now, as SIGUSR1 does in
