@@ -51,6 +51,9 @@ type Options struct {
 	// CONNECT: 90 s, as Mosquitto 2.0.11 (measured: closed after 90–95 s
 	// with the default keepalive of 60 s times 1.5). Tests shorten it.
 	connectTimeout time.Duration
+	// shutdownWait bounds how long Close waits for connections to end
+	// before it writes the database: 5 s. Tests shorten it.
+	shutdownWait time.Duration
 }
 
 // Broker is one running broker.
@@ -117,6 +120,9 @@ func New(c *conf.Config, opts Options) (*Broker, error) {
 	}
 	if opts.connectTimeout == 0 {
 		opts.connectTimeout = 90 * time.Second
+	}
+	if opts.shutdownWait == 0 {
+		opts.shutdownWait = 5 * time.Second
 	}
 	lg, err := newLogger(c, opts.Stdout, opts.Stderr)
 	if err != nil {
@@ -508,12 +514,33 @@ func (b *Broker) Close() error {
 	// within, racing its own wait), so they are waited for here, wills
 	// sent, before mochi closes.
 	b.conns.closeAll()
-	b.conns.wait()
-	b.srv.Close()
+	// With every socket closed they end at once. Should one not (a bug),
+	// the database is written all the same, inside Docker's 10 s grace
+	// period, and the broker stops without waiting for it.
+	if !finishes(b.opts.shutdownWait, b.conns.wait) {
+		b.log.logf(logWarning, "Warning: connections still open %v into the shutdown; stopping without them.", b.opts.shutdownWait)
+	}
 	var err error
 	if b.store != nil {
 		err = b.store.save()
 	}
+	// mochi closes the listeners, then waits for every connection.
+	finishes(time.Second, func() { b.srv.Close() })
 	b.log.close()
 	return err
+}
+
+// finishes runs f and reports whether it returned within d; if not, f
+// goes on in the background.
+func finishes(d time.Duration, f func()) bool {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }

@@ -82,7 +82,8 @@ func newTestBroker(t *testing.T, acl, extra string, opts ...func(*Options)) *tes
 		t.Fatal(err)
 	}
 	tb.b = b
-	t.Cleanup(func() { b.Close() })
+	// Bounded: a test that found Close hanging must still end.
+	t.Cleanup(func() { finishes(10*time.Second, func() { b.Close() }) })
 	return tb
 }
 

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,3 +129,40 @@ func TestCloseWithStalledSubscribers(t *testing.T) {
 	pub.Disconnect(0)
 	tb.closeWithin(6*time.Second, "with 8 stalled subscribers")
 }
+
+// Should a connection not end at shutdown (none is known to, since every
+// socket is closed), Close still writes the database and returns, so a
+// container is not killed before it saved.
+func TestCloseSavesDespiteStuckConnection(t *testing.T) {
+	data := t.TempDir()
+	tb := newTestBroker(t, "user alice\ntopic readwrite #\n", "persistence true\npersistence_location "+data+"/\n",
+		func(o *Options) { o.shutdownWait = 300 * time.Millisecond })
+	c, err := tb.client("alice", "alice-pw", "pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := c.Publish("kept", 1, true, "across the restart"); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	c.Disconnect(0)
+	// A connection that never ends: counted, never removed.
+	server, client := net.Pipe()
+	defer client.Close()
+	tb.b.conns.add(&coalescingConn{Conn: stuckConn{server}})
+	tb.closeWithin(3*time.Second, "with a connection that does not end")
+	if !strings.Contains(tb.log(), "Warning: connections still open 300ms into the shutdown; stopping without them.") {
+		t.Errorf("no warning in the log:\n%s", tb.log())
+	}
+	if _, err := os.Stat(filepath.Join(data, storeFile)); err != nil {
+		t.Fatalf("the database was not written: %v", err)
+	}
+	again := newTestBroker(t, "user alice\ntopic readwrite #\n", "persistence true\npersistence_location "+data+"/\n")
+	if !strings.Contains(again.log(), "Restored 0 sessions and 1 retained messages") {
+		t.Fatalf("the retained message was not saved:\n%s", again.log())
+	}
+}
+
+// stuckConn ignores Close.
+type stuckConn struct{ net.Conn }
+
+func (stuckConn) Close() error { return nil }
