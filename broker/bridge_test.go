@@ -104,14 +104,7 @@ func TestCloseWhileBridgePublishes(t *testing.T) {
 			if !tb.waitLog("Bridge up connected") {
 				t.Fatalf("the bridge did not connect\n%s", tb.log())
 			}
-			c, err := tb.client("alice", "alice-pw", "pub")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tok := c.Publish("out/x", 1, false, "to the remote"); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
-				t.Fatalf("publish: %v", tok.Error())
-			}
-			c.Disconnect(0)
+			tb.publishAs("out/x", "to the remote", false)
 			time.Sleep(300 * time.Millisecond) // the bridge waits for the remote's PUBACK
 			tb.closeWithin(5*time.Second, "while the bridge waits for a PUBACK")
 		})

@@ -87,6 +87,20 @@ func newTestBroker(t *testing.T, acl, extra string, opts ...func(*Options)) *tes
 	return tb
 }
 
+// publishAs logs in as alice (client id pub), publishes one QoS 1 message and
+// disconnects.
+func (tb *testBroker) publishAs(topic, payload string, retained bool) {
+	tb.t.Helper()
+	c, err := tb.client("alice", "alice-pw", "pub")
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	defer c.Disconnect(0)
+	if tok := c.Publish(topic, 1, retained, payload); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
+		tb.t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
 // closeWithin closes the broker and fails the test when that takes longer
 // than limit, or hangs (given up after a minute); when is what was going on.
 func (tb *testBroker) closeWithin(limit time.Duration, when string) {

@@ -137,14 +137,7 @@ func TestCloseSavesDespiteStuckConnection(t *testing.T) {
 	data := t.TempDir()
 	tb := newTestBroker(t, "user alice\ntopic readwrite #\n", "persistence true\npersistence_location "+data+"/\n",
 		func(o *Options) { o.shutdownWait = 300 * time.Millisecond })
-	c, err := tb.client("alice", "alice-pw", "pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok := c.Publish("kept", 1, true, "across the restart"); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish: %v", tok.Error())
-	}
-	c.Disconnect(0)
+	tb.publishAs("kept", "across the restart", true)
 	// A connection that never ends: counted, never removed.
 	server, client := net.Pipe()
 	defer client.Close()
