@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moby/moby/client"
-
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/deploy/deploytest"
 )
@@ -50,25 +48,9 @@ func TestPlanApplyDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	project := fmt.Sprintf("mqttgen-cli-test-%d", os.Getpid())
-	t.Cleanup(func() {
-		f := client.Filters{}.Add("label", "com.docker.compose.project="+project)
-		if cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
-			for _, c := range cl.Items {
-				cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
-			}
-		}
-		if nl, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
-			for _, n := range nl.Items {
-				cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-			}
-		}
-		if vl, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err == nil {
-			for _, v := range vl.Items {
-				cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
-			}
-		}
-		deploytest.RemoveImage(ctx, cli, tag)
-	})
+	// Cleanups run last first: the project's containers go before the image.
+	t.Cleanup(func() { deploytest.RemoveImage(ctx, cli, tag) })
+	deploytest.CleanupProject(t, cli, project)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
