@@ -247,8 +247,9 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 	closeClients(l.ID())
 }
 
-// wsConn is a WebSocket connection as the byte stream MQTT runs on: each
-// binary message carries any number of bytes of the stream.
+// wsConn is a WebSocket connection as the byte stream MQTT runs on, for
+// the listeners and for Probe: each binary message carries any number of
+// bytes of the stream.
 type wsConn struct {
 	net.Conn
 	ws *websocket.Conn

@@ -69,7 +69,7 @@ func Probe(ctx context.Context, target string, timeout time.Duration) error {
 			return fmt.Errorf("probe %s: %w", target, err)
 		}
 		ws.NetConn().SetDeadline(deadline)
-		conn = &wsStream{ws: ws}
+		conn = &wsConn{Conn: ws.NetConn(), ws: ws}
 	default:
 		return fmt.Errorf("probe %s: scheme %q is not tcp, ssl, ws or wss", target, u.Scheme)
 	}
@@ -101,39 +101,3 @@ func connectPacket(clientID string) []byte {
 	body = append(body, clientID...)
 	return append([]byte{0x10, byte(len(body))}, body...)
 }
-
-// wsStream is a WebSocket connection as a byte stream, on the client side.
-type wsStream struct {
-	ws *websocket.Conn
-	r  io.Reader
-}
-
-func (s *wsStream) Read(p []byte) (int, error) {
-	for {
-		if s.r == nil {
-			_, r, err := s.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			s.r = r
-		}
-		n, err := s.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			s.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (s *wsStream) Write(p []byte) (int, error) {
-	if err := s.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (s *wsStream) Close() error { return s.ws.Close() }
