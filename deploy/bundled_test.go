@@ -129,13 +129,7 @@ func TestBundledEngine(t *testing.T) {
 
 	// 1. A fresh apply builds the image, then creates everything.
 	d := h.desired()
-	p, err := apply(t, cli, d)
-	if err != nil {
-		t.Fatalf("first apply: %v\n%s", err, planText(t, p))
-	}
-	if got, want := actions(p), "create network, create volume, create volume, create container"; got != want {
-		t.Fatalf("first plan: %s, want %s", got, want)
-	}
+	p := firstApply(t, cli, d)
 	text := planText(t, p)
 	for _, want := range []string{`+ binary      = "mqttgen sha256 `, "is not on the Docker engine: apply builds it, FROM scratch, from this mqttgen binary",
 		fmt.Sprintf(`"%d:%d/tcp"`, metricsPort, metricsPort), `"CMD", "/usr/bin/mqttgen", "broker", "--probe", "tcp://127.0.0.1:`} {

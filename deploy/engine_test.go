@@ -172,6 +172,20 @@ func apply(t *testing.T, cli *client.Client, d *deploy.Desired) (*deploy.Plan, e
 	return p, err
 }
 
+// firstApply applies d to an engine where the project has nothing yet:
+// it must create the network, both volumes and the broker.
+func firstApply(t *testing.T, cli *client.Client, d *deploy.Desired) *deploy.Plan {
+	t.Helper()
+	p, err := apply(t, cli, d)
+	if err != nil {
+		t.Fatalf("first apply: %v\n%s", err, planText(t, p))
+	}
+	if got, want := actions(p), "create network, create volume, create volume, create container"; got != want {
+		t.Fatalf("first plan: %s, want %s", got, want)
+	}
+	return p
+}
+
 func actions(p *deploy.Plan) string {
 	var out []string
 	for _, op := range p.Ops {
@@ -359,13 +373,7 @@ func TestLifecycle(t *testing.T) {
 
 	// 1. A fresh apply creates the network, the volumes and the broker.
 	d := h.desired()
-	p, err := apply(t, cli, d)
-	if err != nil {
-		t.Fatalf("first apply: %v\n%s", err, planText(t, p))
-	}
-	if got, want := actions(p), "create network, create volume, create volume, create container"; got != want {
-		t.Fatalf("first plan: %s, want %s", got, want)
-	}
+	p := firstApply(t, cli, d)
 	if ps := composePS(t, h); ps != "" && (!strings.Contains(ps, deploy.ContainerName(h.project, "broker")) || !strings.Contains(ps, "Up")) {
 		t.Errorf("docker-compose ps does not list the running broker:\n%s", ps)
 	}
