@@ -190,7 +190,7 @@ func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, err
 	config = deployedOnly(config)
 	var confData []byte
 	for _, f := range config {
-		if f.Path == "mosquitto.confData" {
+		if f.Path == "mosquitto.conf" {
 			confData = f.Data
 		}
 	}
@@ -311,7 +311,7 @@ func Flush(ctx context.Context, cli *client.Client, project, id string, timeout 
 	}
 	var confData []byte
 	for _, f := range deployedOnly(config) {
-		if f.Path == "mosquitto.confData" {
+		if f.Path == "mosquitto.conf" {
 			confData = f.Data
 		}
 	}
