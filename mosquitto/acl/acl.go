@@ -60,6 +60,11 @@ func (r Rule) String() string { return r.Access.String() + " " + r.Topic }
 // cannot silently turn into a topic. Placeholders (%u, %c) are allowed only
 // when pattern is true.
 func ParseRule(s string, pattern bool) (Rule, error) {
+	for _, r := range s {
+		if r < 0x20 && r != '\t' || r >= 0x7f && r <= 0x9f {
+			return Rule{}, fmt.Errorf("%q holds the control character %U: a rule is one line, ACCESS TOPIC", s, r)
+		}
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Rule{}, fmt.Errorf("empty rule: write ACCESS TOPIC, e.g. \"read home/#\"")
