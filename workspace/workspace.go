@@ -176,7 +176,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		}
 		in.Certs = &generators.Certs{ServerCert: b.ServerCert, ServerKey: b.ServerKey, CA: b.CACert, ClientCA: b.CACert}
 	}
-	return generators.Render(cfg, in), nil
+	return generators.Render(cfg, in)
 }
 
 func accountPath(a schema.Account, field string) string {
