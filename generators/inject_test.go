@@ -39,8 +39,16 @@ func TestWritersRefuseInjection(t *testing.T) {
 		change func(*schema.Config, *Inputs)
 		want   string
 	}{
-		{"bridge username", func(c *schema.Config, _ *Inputs) { b := c.Bridges["cloud"]; b.Username = "house" + hidden; c.Bridges["cloud"] = b }, "mosquitto.conf: remote_username"},
-		{"bridge client id", func(c *schema.Config, _ *Inputs) { b := c.Bridges["cloud"]; b.ClientID = "id\nlistener 40102\nallow_anonymous true"; c.Bridges["cloud"] = b }, "mosquitto.conf: remote_clientid"},
+		{"bridge username", func(c *schema.Config, _ *Inputs) {
+			b := c.Bridges["cloud"]
+			b.Username = "house" + hidden
+			c.Bridges["cloud"] = b
+		}, "mosquitto.conf: remote_username"},
+		{"bridge client id", func(c *schema.Config, _ *Inputs) {
+			b := c.Bridges["cloud"]
+			b.ClientID = "id\nlistener 40102\nallow_anonymous true"
+			c.Bridges["cloud"] = b
+		}, "mosquitto.conf: remote_clientid"},
 		{"bridge env password", func(_ *schema.Config, in *Inputs) { in.BridgePasswords["cloud"] = "pw" + hidden }, "mosquitto.conf: remote_password"},
 		{"bridge password ending in a space", func(_ *schema.Config, in *Inputs) { in.BridgePasswords["cloud"] = "pw " }, "mosquitto.conf: remote_password"},
 		{"bridge prefix", func(c *schema.Config, _ *Inputs) {
@@ -48,7 +56,9 @@ func TestWritersRefuseInjection(t *testing.T) {
 			b.Topics = []schema.BridgeTopic{{Pattern: "a/#", Direction: "both", LocalPrefix: "cloud/\ntopic # both 0\n", RemotePrefix: "x/"}}
 			c.Bridges["cloud"] = b
 		}, "mosquitto.conf: topic"},
-		{"broker.image", func(c *schema.Config, _ *Inputs) { c.Broker.Image = "eclipse-mosquitto:2.0.20\nlistener 40102\nallow_anonymous true" }, "mosquitto.conf: comment"},
+		{"broker.image", func(c *schema.Config, _ *Inputs) {
+			c.Broker.Image = "eclipse-mosquitto:2.0.20\nlistener 40102\nallow_anonymous true"
+		}, "mosquitto.conf: comment"},
 		{"devices_topic", func(c *schema.Config, _ *Inputs) { c.DevicesTopic = "home\nuser sensor\ntopic readwrite zigbee2mqtt" }, "acl:"},
 		{"base_topic", func(c *schema.Config, _ *Inputs) { c.Zigbee2MQTT.BaseTopic = "zigbee2mqtt\ntopic readwrite #" }, "acl:"},
 		{"entity name", func(c *schema.Config, _ *Inputs) {
