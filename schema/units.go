@@ -102,10 +102,19 @@ func (p Persistence) AutosaveSeconds() int64 {
 	return n
 }
 
-// MaxPacketBytes is limits.max_packet_size in bytes, 0 when unset.
+// DefaultMaxPacketSize is the max_packet_size rendered when the home sets
+// none: Mosquitto 2.1's own default (2,000,000 bytes). Without it Mosquitto
+// 2.0 and the bundled broker accept packets up to MQTT's 256 MiB, and an
+// unauthenticated client can make either buffer that much per connection
+// before its CONNECT is even read; 2 MB still carries what a home sends (a
+// camera snapshot, Zigbee2MQTT's device list of a large network).
+const DefaultMaxPacketSize = 2_000_000
+
+// MaxPacketBytes is limits.max_packet_size in bytes, DefaultMaxPacketSize
+// when unset.
 func (l Limits) MaxPacketBytes() int64 {
 	if l.MaxPacketSize == "" {
-		return 0
+		return DefaultMaxPacketSize
 	}
 	n, _ := ParseSize(l.MaxPacketSize)
 	return n
