@@ -66,6 +66,9 @@ func ParseDuration(s string) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("unknown unit %q in %q: use s, m, h, d or w", unit, s)
 	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too long", s)
+	}
 	return n * mult, nil
 }
 
@@ -91,6 +94,9 @@ func ParseExpiration(s string) (int64, string, error) {
 		return 0, "", fmt.Errorf("%q must be at least 1", s)
 	}
 	secs := map[string]int64{"h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}[unit]
+	if n > (1<<62)/secs {
+		return 0, "", fmt.Errorf("%q is too long", s)
+	}
 	return n * secs, fmt.Sprintf("%d%s", n, unit), nil
 }
 
