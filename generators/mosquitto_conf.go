@@ -5,7 +5,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/schema"
 )
 
