@@ -278,7 +278,7 @@ func (h *Home) CheckFiles() schema.Diagnostics {
 			out = append(out, cfg.Errorf(field, "%v", err))
 		}
 	}
-	if t := cfg.TLS; t != nil {
+	if t := cfg.TLS; t != nil && cfg.HasTLS() {
 		check("tls.cert_file", t.CertFile, pki.Certificates)
 		check("tls.key_file", t.KeyFile, pki.PrivateKey)
 		check("tls.ca_file", t.CAFile, pki.Certificates)
