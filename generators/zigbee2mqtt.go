@@ -90,23 +90,9 @@ func CheckYAML(v any) error {
 			}
 		}
 	case map[string]string:
-		for k, s := range x {
-			if err := CheckYAML(k); err != nil {
-				return err
-			}
-			if err := CheckYAML(s); err != nil {
-				return err
-			}
-		}
+		return checkYAMLMap(x)
 	case map[string]any:
-		for k, s := range x {
-			if err := CheckYAML(k); err != nil {
-				return err
-			}
-			if err := CheckYAML(s); err != nil {
-				return err
-			}
-		}
+		return checkYAMLMap(x)
 	}
 	return nil
 }
@@ -117,6 +103,18 @@ func encodeYAML(b *bytes.Buffer, v any) {
 	if err := enc.Encode(v); err != nil {
 		panic(err) // maps of strings and numbers always encode
 	}
+}
+
+func checkYAMLMap[V any](m map[string]V) error {
+	for k, v := range m {
+		if err := CheckYAML(k); err != nil {
+			return err
+		}
+		if err := CheckYAML(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Endpoints are where clients reach the broker: the hostname and the first
