@@ -28,6 +28,7 @@ import (
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/internal/human"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/pki"
 	"github.com/mqttgen/mqttgen/workspace"
@@ -184,9 +185,9 @@ func Gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 		p := deploy.Reconcile(d, o)
 		r.Config.Add, r.Config.Change, r.Config.Destroy = p.Summary()
 		r.Config.Matches = p.Empty()
-		sym := map[deploy.Action]string{deploy.Create: "+", deploy.Update: "~", deploy.Replace: "-/+", deploy.Delete: "-"}
+
 		for _, op := range p.Ops {
-			line := fmt.Sprintf("%s %s %q", sym[op.Action], op.Kind, op.Name)
+			line := fmt.Sprintf("%s %s %q", op.Action.Symbol(), op.Kind, op.Name)
 			if len(op.Reasons) > 0 {
 				line += ": " + op.Reasons[0]
 			}
@@ -299,7 +300,7 @@ func certificates(files []generators.File, now time.Time, cur *deploy.Container)
 }
 
 func lastBackup(h *workspace.Home, now time.Time) Backup {
-	dir, keep := backup.Location(h)
+	dir, keep := h.BackupLocation()
 	b := Backup{Dir: dir, Keep: keep}
 	list, err := backup.List(dir, h.Config.Deploy.Project)
 	if err != nil {
@@ -350,15 +351,11 @@ func sysReader(h *workspace.Home, files []generators.File) (user, password, why 
 		if !mayRead(name) {
 			continue
 		}
-		for _, a := range cfg.Accounts() {
-			if a.Name == name {
-				pw, err := h.Secrets.Password(a.Name, a.Password)
-				if err != nil {
-					return "", "", fmt.Sprintf("%s may read $SYS, but its password: %v", name, err)
-				}
-				return name, pw, ""
-			}
+		pw, err := h.AccountPassword(name)
+		if err != nil {
+			return "", "", fmt.Sprintf("%s may read $SYS, but its password: %v", name, err)
 		}
+		return name, pw, ""
 	}
 	return "", "", `no account may read $SYS/#, so clients and message rates cannot be read: add users: monitor: acl: ["read $SYS/#"] (or monitoring.prometheus and its user) to home.cue, then mqttgen apply`
 }
@@ -383,7 +380,7 @@ func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, tim
 	}
 	st.User = user
 	var target *deploy.ProbeTarget
-	for _, t := range deploy.Targets(cur.Files, cur.Spec) {
+	for _, t := range deploy.ProbeTargets(cur.Files, cur.Spec) {
 		if t.ClientCert {
 			continue
 		}
@@ -531,10 +528,10 @@ func (r *Report) WriteText(w io.Writer) error {
 				state += " (" + br.Health + ")"
 			}
 			if br.State == "running" {
-				state += ", up " + duration(time.Duration(br.UptimeSec)*time.Second)
+				state += ", up " + human.Duration(time.Duration(br.UptimeSec)*time.Second)
 			}
 			line("broker", "%s: %s, %d restarts", br.Container, state, br.RestartCount)
-			img := fmt.Sprintf("%s (%s)", br.Image, shortID(br.ImageID))
+			img := fmt.Sprintf("%s (%s)", br.Image, engine.ShortID(br.ImageID))
 			if br.WantImage != "" && br.WantImage != br.Image {
 				img += ", home.cue asks for " + br.WantImage
 			}
@@ -553,7 +550,7 @@ func (r *Report) WriteText(w io.Writer) error {
 				floatOr(st.ReceivedPerMin), floatOr(st.SentPerMin), intOr(st.Retained), intOr(st.Subscriptions))
 			asOf := "as of the broker's last $SYS update"
 			if !st.AsOf.IsZero() {
-				asOf = fmt.Sprintf("as the broker published them %s ago (it updates $SYS every 10 s)", duration(max(0, r.Time.Sub(st.AsOf))))
+				asOf = fmt.Sprintf("as the broker published them %s ago (it updates $SYS every 10 s)", human.Duration(max(0, r.Time.Sub(st.AsOf))))
 			}
 			line("", "from $SYS as %s on %s (%s), %s", st.User, st.URL, st.Version, asOf)
 		}
@@ -576,7 +573,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	case bk.Count == 0:
 		line("last backup", "none in %s (mqttgen backup makes one)", bk.Dir)
 	default:
-		line("last backup", "%s ago: %s (%d archives, keep %d)", duration(time.Duration(bk.AgeSec)*time.Second), bk.Newest, bk.Count, bk.Keep)
+		line("last backup", "%s ago: %s (%d archives, keep %d)", human.Duration(time.Duration(bk.AgeSec)*time.Second), bk.Newest, bk.Count, bk.Keep)
 	}
 	cf := r.Config
 	switch {
@@ -607,25 +604,4 @@ func floatOr(p *float64) string {
 		return "?"
 	}
 	return strconv.FormatFloat(*p, 'f', 1, 64)
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	return id
-}
-
-// duration is an age or uptime for people: 42s, 5m12s, 3h04m, 12 days.
-func duration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
