@@ -150,7 +150,7 @@ func (g *homeGen) home() ([]byte, map[string]string) {
 	for i := range nb {
 		name := g.s(fmt.Sprintf("cloud%d", i))
 		b := map[string]any{
-			"address":  g.s(g.pick("cloud.example.com", "192.0.2.7")) + ":" + g.s("8883"),
+			"address":  g.s(g.pick("cloud.example.com", "192.0.2.7", "[2001:db8::7]")) + ":" + g.s("8883"),
 			"protocol": g.pick("mqttv311", "mqttv50"),
 		}
 		if g.maybe() {

@@ -360,13 +360,8 @@ func (c *checker) bridges() {
 	for _, name := range SortedKeys(c.cfg.Bridges) {
 		b := c.cfg.Bridges[name]
 		p := Path("bridges", name)
-		host, port, err := net.SplitHostPort(b.Address)
-		if err != nil {
-			c.errorf(p+".address", "%q: want host:port, e.g. \"broker.example.com:8883\"", b.Address)
-		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			c.errorf(p+".address", "%q: port must be a number from 1 to 65535", b.Address)
-		} else if !validHost(host) {
-			c.errorf(p+".address", "%q: %q is not a DNS name or IP address", b.Address, host)
+		if err := HostPort.Check(b.Address); err != nil {
+			c.errorf(p+".address", "%q: %v", b.Address, err)
 		}
 		if b.Password != nil {
 			c.secret(p+".password", *b.Password)

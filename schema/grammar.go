@@ -103,17 +103,23 @@ var (
 		}
 		return nil
 	}}
-	// HostPort is a bridge's address: host:port.
+	// HostPort is a bridge's address: host:port. An IPv6 literal is
+	// refused: Mosquitto 2.0.11 splits the address at its last ':' and then
+	// fails to resolve "[::1]" (seen here), so no form of it works on both
+	// engines.
 	HostPort = Grammar{"host:port", func(s string) error {
 		host, port, err := net.SplitHostPort(s)
 		if err != nil {
-			return errors.New(`: want host:port, e.g. "broker.example.com:8883"`)
+			return errors.New(`want host:port, e.g. "broker.example.com:8883"`)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return errors.New(": port must be a number from 1 to 65535")
+			return errors.New("port must be a number from 1 to 65535")
 		}
 		if !validHost(host) {
-			return fmt.Errorf(": %q is not a DNS name or IP address", host)
+			return fmt.Errorf("%q is not a DNS name or IP address", host)
+		}
+		if strings.Contains(host, ":") {
+			return fmt.Errorf("%q is an IPv6 address, which Mosquitto's bridge address cannot carry: use a DNS name for it", host)
 		}
 		return nil
 	}}
