@@ -28,6 +28,8 @@ const (
 	secretsCipher     = "AES-256-GCM"
 	secretsKDF        = "PBKDF2-HMAC-SHA256"
 	secretsIterations = 600_000
+	// maxSecretsIterations leaves room for a future, higher count.
+	maxSecretsIterations = 10 * secretsIterations
 	// MinPassphrase is the shortest passphrase backup accepts.
 	MinPassphrase = 12
 )
@@ -116,6 +118,10 @@ func (a *Archive) Secrets(passphrase string) ([]File, error) {
 	}
 	if info.Cipher != secretsCipher || info.KDF != secretsKDF || info.Iterations < 1 {
 		return nil, fmt.Errorf("%s: unknown cipher %s / %s", SecretsName, info.Cipher, info.KDF)
+	}
+	if info.Iterations > maxSecretsIterations {
+		// A tampered manifest must not make restore derive a key for hours.
+		return nil, fmt.Errorf("%s: %d PBKDF2 iterations, more than mqttgen ever writes (%d)", SecretsName, info.Iterations, secretsIterations)
 	}
 	salt, err1 := base64.StdEncoding.DecodeString(info.Salt)
 	nonce, err2 := base64.StdEncoding.DecodeString(info.Nonce)

@@ -89,9 +89,13 @@ func desired(t *testing.T, cfg *schema.Config, cert string, bridgePassword ...st
 	if cfg.Broker.Engine == schema.EngineMqttgen {
 		build = &Build{Binary: "/usr/local/bin/mqttgen", Digest: testDigest, Arch: "amd64"}
 	}
+	files, err := generators.Render(cfg, in)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d, err := NewDesired(Input{
 		Config:           cfg,
-		Files:            generators.Render(cfg, in),
+		Files:            files,
 		ExporterPassword: "EXPORTER-PASSWORD",
 		Probe:            Credentials{Username: "admin", Password: "PASSWORD-OF-admin"},
 		WorkingDir:       "/home/me/home",

@@ -1,6 +1,7 @@
 package generators
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
@@ -14,7 +15,7 @@ import (
 // A pattern without %u or %c applies to every client, and Mosquitto warns
 // about it; it is written as the same topic rule in the anonymous section and
 // in every account's section, which means exactly the same.
-func ACL(cfg *schema.Config) File {
+func ACL(cfg *schema.Config) (File, error) {
 	var everyone, patterns []acl.Rule
 	for _, r := range mustRules(cfg.Patterns, true) {
 		if strings.Contains(r.Topic, "%u") || strings.Contains(r.Topic, "%c") {
@@ -33,7 +34,10 @@ func ACL(cfg *schema.Config) File {
 			f.Users = append(f.Users, acl.Section{User: a.Name, Rules: rules})
 		}
 	}
-	return File{Path: "config/acl", Mode: secretMode, Data: f.Format()}
+	if err := f.Validate(); err != nil {
+		return File{}, fmt.Errorf("acl: %w", err)
+	}
+	return File{Path: "config/acl", Mode: secretMode, Data: f.Format()}, nil
 }
 
 // AccountRules are the rules of one user or device.

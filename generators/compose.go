@@ -2,11 +2,16 @@ package generators
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/distribution/reference"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/mqttgen/mqttgen/schema"
@@ -89,8 +94,48 @@ func Compose(cfg *schema.Config, files []File) []File {
 
 // ExporterEnv is exporter.env, the env_file of the exporter service: the
 // password of monitoring.prometheus.user, kept out of docker-compose.yml.
-func ExporterEnv(cfg *schema.Config, password string) File {
-	return File{Path: ExporterEnvPath, Mode: secretMode, Data: []byte("MQTT_PASS=" + password + "\n")}
+func ExporterEnv(cfg *schema.Config, password string) (File, error) {
+	if err := CheckEnvValue(password); err != nil {
+		return File{}, fmt.Errorf("%s: the password of %s %w", ExporterEnvPath, cfg.Monitoring.Prometheus.User, err)
+	}
+	return File{Path: ExporterEnvPath, Mode: secretMode, Data: []byte("MQTT_PASS=" + password + "\n")}, nil
+}
+
+// CheckEnvValue reports why s cannot be the unquoted value of a line of an
+// env_file that Compose v1 and v2 both read as exactly s: a line break
+// would start a variable of its own, and Compose v2 reads quotes, '$', '#'
+// and backslashes itself.
+func CheckEnvValue(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is empty")
+	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }):
+		return errors.New("holds a control character, which would end its line")
+	case strings.TrimSpace(s) != s:
+		return errors.New("has blanks at its edges, which Compose strips")
+	case strings.ContainsAny(s, "$#\\\"'`"):
+		return errors.New("holds one of $ # \\ \" ' `, which Compose reads itself in an env file: use another password")
+	}
+	return nil
+}
+
+// CheckCompose reports the first value of the home that docker-compose.yml
+// would carry otherwise than written: an image reference the engine does
+// not read as one (a newline in broker.image), a project name Compose
+// refuses, a bind address that is not an IP.
+func CheckCompose(cfg *schema.Config) error {
+	if _, err := reference.ParseNormalizedNamed(cfg.Broker.ImageRef()); err != nil || strings.ContainsFunc(cfg.Broker.ImageRef(), unicode.IsSpace) {
+		return fmt.Errorf("%s: image %q is not an image reference", ComposePath, cfg.Broker.ImageRef())
+	}
+	if err := schema.Project.Check(cfg.Deploy.Project); err != nil {
+		return fmt.Errorf("%s: project %q %v", ComposePath, cfg.Deploy.Project, err)
+	}
+	for _, name := range listenerOrder(cfg) {
+		if b := cfg.Listeners[name].Bind; b != "" && net.ParseIP(b) == nil {
+			return fmt.Errorf("%s: listener %s: bind %q is not an IP address", ComposePath, name, b)
+		}
+	}
+	return nil
 }
 
 // ComposeProject is the compose project of the home, as compose-go types.

@@ -136,10 +136,14 @@ func writeOutput(t *testing.T, cfg *schema.Config, files []generators.File) stri
 	t.Helper()
 	dir := t.TempDir()
 	yml, env := composeFiles(t, cfg, files)
+	exporterEnv, err := generators.ExporterEnv(cfg, "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, data := range map[string][]byte{
 		generators.ComposePath:     yml,
 		generators.ComposeEnvPath:  env,
-		generators.ExporterEnvPath: generators.ExporterEnv(cfg, "secret").Data,
+		generators.ExporterEnvPath: exporterEnv.Data,
 		"config/mosquitto.conf":    []byte("listener 1883\n"),
 	} {
 		p := filepath.Join(dir, name)

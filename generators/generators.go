@@ -77,26 +77,48 @@ const (
 	publicMode fs.FileMode = 0o644
 )
 
-// Render returns every file of the home, sorted by path.
-func Render(cfg *schema.Config, in Inputs) []File {
-	files := []File{
-		MosquittoConf(cfg, in),
-		Passwd(cfg, in.Hashes),
-		ACL(cfg),
+// Render returns every file of the home, sorted by path. Each writer checks
+// the values it writes with its format's own check and refuses (an error,
+// no files) what its file could not carry as it is, even where vet was
+// bypassed.
+func Render(cfg *schema.Config, in Inputs) ([]File, error) {
+	conf, err := MosquittoConf(cfg, in)
+	if err != nil {
+		return nil, err
 	}
+	pw, err := Passwd(cfg, in.Hashes)
+	if err != nil {
+		return nil, err
+	}
+	acl, err := ACL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	files := []File{conf, pw, acl}
 	files = append(files, CertFiles(cfg, in)...)
+	if err := CheckCompose(cfg); err != nil {
+		return nil, err
+	}
 	// Compose reads the rendered config (for the CA of its healthcheck).
 	files = append(files, Compose(cfg, files)...)
 	if pr := cfg.Monitoring.Prometheus; pr.Enabled && cfg.Broker.Engine == schema.EngineMosquitto {
 		// The bundled broker serves /metrics itself; only Mosquitto's
 		// exporter logs in.
-		files = append(files, ExporterEnv(cfg, in.Passwords[pr.User]))
+		f, err := ExporterEnv(cfg, in.Passwords[pr.User])
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
 	}
-	files = append(files, HomeAssistantFiles(cfg)...)
-	files = append(files, Zigbee2MQTTFiles(cfg, in)...)
-	files = append(files, BackupScheduleFiles(cfg, in)...)
+	for _, gen := range []func(*schema.Config, Inputs) ([]File, error){HomeAssistantFiles, Zigbee2MQTTFiles, BackupScheduleFiles} {
+		more, err := gen(cfg, in)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, more...)
+	}
 	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
-	return files
+	return files, nil
 }
 
 // certPath is where the broker finds a file of certs/.

@@ -3,6 +3,7 @@ package generators
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -103,11 +104,18 @@ func DiscoveryMessages(cfg *schema.Config) []Discovery {
 // HomeAssistantFiles are the discovery payloads as files
 // (homeassistant/discovery/<component>/<device>/<entity>.json) and
 // homeassistant/mqtt.yaml for users who declare entities in YAML.
-func HomeAssistantFiles(cfg *schema.Config) []File {
+func HomeAssistantFiles(cfg *schema.Config, _ Inputs) ([]File, error) {
 	if len(cfg.Devices) == 0 {
-		return nil
+		return nil, nil
 	}
 	var out []File
+	for _, device := range schema.SortedKeys(cfg.Devices) {
+		for _, name := range schema.SortedKeys(cfg.Devices[device].Entities) {
+			if err := CheckYAML(entityConfig(cfg, device, name)); err != nil {
+				return nil, fmt.Errorf("Home Assistant entity %s of %s: %w", name, device, err)
+			}
+		}
+	}
 	for _, m := range DiscoveryMessages(cfg) {
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, m.Payload, "", "  ")
@@ -119,7 +127,7 @@ func HomeAssistantFiles(cfg *schema.Config) []File {
 			Data: pretty.Bytes(),
 		})
 	}
-	return append(out, File{Path: "homeassistant/mqtt.yaml", Mode: publicMode, Data: mqttYAML(cfg)})
+	return append(out, File{Path: "homeassistant/mqtt.yaml", Mode: publicMode, Data: mqttYAML(cfg)}), nil
 }
 
 // mqttYAML is HA's `mqtt:` key in its current list form: one `- sensor:`

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 )
 
@@ -27,6 +29,7 @@ func (c *checker) warnf(path, format string, args ...any) {
 
 func check(cfg *Config, pos *positions) Diagnostics {
 	c := &checker{cfg: cfg, pos: pos}
+	c.strings()
 	c.broker()
 	c.listeners()
 	c.tls()
@@ -36,8 +39,8 @@ func check(cfg *Config, pos *positions) Diagnostics {
 	c.persistenceAndLimits()
 	c.bridges()
 	c.backup()
-	if !projectRE.MatchString(cfg.Deploy.Project) {
-		c.errorf("deploy.project", "%q is not a compose project name: lower-case letters, digits, '_' and '-', starting with a letter or digit", cfg.Deploy.Project)
+	if err := Project.Check(cfg.Deploy.Project); err != nil {
+		c.errorf("deploy.project", "%s", describe(cfg.Deploy.Project, err))
 	}
 	return c.diags
 }
@@ -51,7 +54,7 @@ var (
 	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
 	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	projectRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	imageTagRE = regexp.MustCompile(`:(\d+)\.(\d+)(\.\d+)?$`)
+	versionRE  = regexp.MustCompile(`^(\d+)\.(\d+)(\.\d+)?$`)
 )
 
 func validHost(s string) bool { return net.ParseIP(s) != nil || hostnameRE.MatchString(s) }
@@ -61,10 +64,13 @@ func (c *checker) broker() {
 	if !validHost(b.Hostname) {
 		c.errorf("broker.hostname", "%q is not a DNS name or IP address", b.Hostname)
 	}
-	if b.Engine == EngineMosquitto {
-		if m := imageTagRE.FindStringSubmatch(b.ImageRef()); m != nil {
-			if major, _ := strconv.Atoi(m[1]); major < 2 {
-				c.errorf("broker.image", "%s is older than Mosquitto 2.0, which mqttgen renders for: use eclipse-mosquitto:2.0 or later", b.ImageRef())
+	if b.Engine == EngineMosquitto && ImageRef.Check(b.ImageRef()) == nil {
+		ref, _ := reference.ParseNormalizedNamed(b.ImageRef())
+		if tagged, ok := ref.(reference.Tagged); ok {
+			if m := versionRE.FindStringSubmatch(tagged.Tag()); m != nil {
+				if major, _ := strconv.Atoi(m[1]); major < 2 {
+					c.errorf("broker.image", "%s is older than Mosquitto 2.0, which mqttgen renders for: use eclipse-mosquitto:2.0 or later", b.ImageRef())
+				}
 			}
 		}
 	}
@@ -208,16 +214,13 @@ func (c *checker) secret(path string, s Secret) {
 	switch {
 	case s.Env != "" && !envNameRE.MatchString(s.Env):
 		c.errorf(path+".env", "%q is not an environment variable name", s.Env)
-	case s.Env == "" && strings.TrimSpace(s.File) == "":
+	case s.Env == "" && s.File == "":
 		c.errorf(path+".file", "empty file name: give the path of a file holding the password")
 	}
 }
 
 func (c *checker) devices() {
 	cfg := c.cfg
-	if err := checkTopicRoot(cfg.DevicesTopic); err != nil {
-		c.errorf("devices_topic", "%v", err)
-	}
 	for _, name := range SortedKeys(cfg.Devices) {
 		d := cfg.Devices[name]
 		p := Path("devices", name)
@@ -307,9 +310,6 @@ func (c *checker) integrations() {
 	}
 	if z := cfg.Zigbee2MQTT; z != nil {
 		needUser("zigbee2mqtt.user", z.User, "zigbee2mqtt")
-		if err := checkTopicRoot(z.BaseTopic); err != nil {
-			c.errorf("zigbee2mqtt.base_topic", "%v", err)
-		}
 	}
 	// Mosquitto's exporter logs in as this user; the bundled broker serves
 	// /metrics itself and needs none, unless the home names one for status.
@@ -360,13 +360,8 @@ func (c *checker) bridges() {
 	for _, name := range SortedKeys(c.cfg.Bridges) {
 		b := c.cfg.Bridges[name]
 		p := Path("bridges", name)
-		host, port, err := net.SplitHostPort(b.Address)
-		if err != nil {
-			c.errorf(p+".address", "%q: want host:port, e.g. \"broker.example.com:8883\"", b.Address)
-		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			c.errorf(p+".address", "%q: port must be a number from 1 to 65535", b.Address)
-		} else if !validHost(host) {
-			c.errorf(p+".address", "%q: %q is not a DNS name or IP address", b.Address, host)
+		if err := HostPort.Check(b.Address); err != nil {
+			c.errorf(p+".address", "%q: %v", b.Address, err)
 		}
 		if b.Password != nil {
 			c.secret(p+".password", *b.Password)
@@ -376,26 +371,6 @@ func (c *checker) bridges() {
 		}
 		if b.CAFile != "" && !b.TLS {
 			c.errorf(p+".ca_file", "ca_file is set but tls is false: set tls: true, or remove ca_file")
-		}
-		for i, t := range b.Topics {
-			tp := Path("bridges", name, "topics", i)
-			if err := acl.CheckFilter(t.Pattern, false); err != nil {
-				c.errorf(tp+".pattern", "%v", err)
-			}
-			for field, prefix := range map[string]string{"local_prefix": t.LocalPrefix, "remote_prefix": t.RemotePrefix} {
-				switch {
-				case prefix == "":
-				case strings.ContainsAny(prefix, "+#"):
-					c.errorf(tp+"."+field, "%q holds a wildcard: a prefix is plain levels, e.g. \"cloud/\"", prefix)
-				case !strings.HasSuffix(prefix, "/"):
-					c.errorf(tp+"."+field, "%q does not end in '/': Mosquitto glues prefix and topic together, so write %q", prefix, prefix+"/")
-				case strings.ContainsAny(prefix, " \t\""):
-					c.errorf(tp+"."+field, "%q holds a space or quote, which Mosquitto's topic line cannot carry", prefix)
-				}
-			}
-			if strings.ContainsAny(t.Pattern, " \t\"") {
-				c.errorf(tp+".pattern", "%q holds a space or quote, which Mosquitto's topic line cannot carry", t.Pattern)
-			}
 		}
 	}
 }

@@ -30,6 +30,9 @@ var weekdays = []string{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
 // ParseCron checks a cron expression that systemd's OnCalendar can express
 // too, so that the cron line and the timer mqttgen renders mean the same.
 func ParseCron(expr string) (Cron, error) {
+	if strings.ContainsFunc(expr, func(r rune) bool { return r != ' ' && (r < 0x20 || r >= 0x7f) }) {
+		return Cron{}, fmt.Errorf("%q: a cron expression is printable ASCII fields separated by spaces", expr)
+	}
 	f := strings.Fields(expr)
 	if len(f) != 5 {
 		return Cron{}, fmt.Errorf("%q: want five fields, minute hour day month weekday, e.g. \"0 3 * * *\"", expr)

@@ -66,6 +66,9 @@ func ParseDuration(s string) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("unknown unit %q in %q: use s, m, h, d or w", unit, s)
 	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too long", s)
+	}
 	return n * mult, nil
 }
 
@@ -91,6 +94,9 @@ func ParseExpiration(s string) (int64, string, error) {
 		return 0, "", fmt.Errorf("%q must be at least 1", s)
 	}
 	secs := map[string]int64{"h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}[unit]
+	if n > (1<<62)/secs {
+		return 0, "", fmt.Errorf("%q is too long", s)
+	}
 	return n * secs, fmt.Sprintf("%d%s", n, unit), nil
 }
 
@@ -102,10 +108,19 @@ func (p Persistence) AutosaveSeconds() int64 {
 	return n
 }
 
-// MaxPacketBytes is limits.max_packet_size in bytes, 0 when unset.
+// DefaultMaxPacketSize is the max_packet_size rendered when the home sets
+// none: Mosquitto 2.1's own default (2,000,000 bytes). Without it Mosquitto
+// 2.0 and the bundled broker accept packets up to MQTT's 256 MiB, and an
+// unauthenticated client can make either buffer that much per connection
+// before its CONNECT is even read; 2 MB still carries what a home sends (a
+// camera snapshot, Zigbee2MQTT's device list of a large network).
+const DefaultMaxPacketSize = 2_000_000
+
+// MaxPacketBytes is limits.max_packet_size in bytes, DefaultMaxPacketSize
+// when unset.
 func (l Limits) MaxPacketBytes() int64 {
 	if l.MaxPacketSize == "" {
-		return 0
+		return DefaultMaxPacketSize
 	}
 	n, _ := ParseSize(l.MaxPacketSize)
 	return n

@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
+	"github.com/mqttgen/mqttgen/internal/boundedread"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
 	"github.com/mqttgen/mqttgen/schema"
 )
@@ -41,8 +42,15 @@ type Store struct {
 
 // NewStore returns the store at dir without touching the disk.
 func NewStore(dir, homeDir string) *Store {
-	return &Store{Dir: dir, HomeDir: homeDir, ReadFile: os.ReadFile, Getenv: os.Getenv}
+	return &Store{Dir: dir, HomeDir: homeDir, ReadFile: readPasswordFile, Getenv: os.Getenv}
 }
+
+// MaxPasswordFile is the largest password file read: MQTT's longest
+// password (65535 bytes) and a line end. A larger or endless file
+// (/dev/zero) is refused after that many bytes.
+const MaxPasswordFile = 65535 + 2
+
+func readPasswordFile(path string) ([]byte, error) { return boundedread.File(path, MaxPasswordFile) }
 
 func (s *Store) passwordPath(account string) string {
 	return filepath.Join(s.Dir, "passwords", account)
@@ -61,12 +69,18 @@ func Source(src *schema.Secret) string {
 }
 
 // External reads a password the user keeps outside the store. It never
-// writes anything.
+// writes anything. The password must follow schema.Password, checked here
+// where it is read: one line without control characters or blanks at its
+// edges (Mosquitto would strip them from remote_password), at most 65535
+// bytes; a file may end in line breaks.
 func (s *Store) External(src schema.Secret) (string, error) {
 	if src.Env != "" {
 		v := s.Getenv(src.Env)
 		if v == "" {
 			return "", fmt.Errorf("environment variable %s is not set", src.Env)
+		}
+		if err := schema.Password.Check(v); err != nil {
+			return "", fmt.Errorf("environment variable %s: the password %s", src.Env, err)
 		}
 		return v, nil
 	}
@@ -83,8 +97,11 @@ func (s *Store) External(src schema.Secret) (string, error) {
 		return "", err
 	}
 	pw := strings.TrimRight(string(data), "\r\n")
-	if pw == "" || strings.ContainsAny(pw, "\n") {
+	if pw == "" || strings.ContainsAny(pw, "\r\n") {
 		return "", fmt.Errorf("%s: want the password alone on one line", p)
+	}
+	if err := schema.Password.Check(pw); err != nil {
+		return "", fmt.Errorf("%s: the password %s", p, err)
 	}
 	return pw, nil
 }

@@ -47,9 +47,19 @@ func TestGenerated(t *testing.T) {
 func TestExternal(t *testing.T) {
 	home := t.TempDir()
 	s := NewStore(filepath.Join(home, ".mqttgen"), home)
-	s.Getenv = func(k string) string { return map[string]string{"PW": "from-env"}[k] }
+	s.Getenv = func(k string) string {
+		return map[string]string{
+			"PW":     "from-env",
+			"INJECT": "pw\ncleansession false\ntopic x/# out 0\nconnection evil\naddress 127.0.0.1:40198\ntopic # both 0",
+			"SPACE":  "pw ",
+			"TAB":    "p\tw",
+		}[k]
+	}
 	os.WriteFile(filepath.Join(home, "pw.txt"), []byte("from-file\n"), 0o600)
 	os.WriteFile(filepath.Join(home, "two.txt"), []byte("a\nb\n"), 0o600)
+	os.WriteFile(filepath.Join(home, "space.txt"), []byte("from-file \n"), 0o600)
+	os.WriteFile(filepath.Join(home, "nul.txt"), []byte("a\x00b\n"), 0o600)
+	os.WriteFile(filepath.Join(home, "big.txt"), []byte(strings.Repeat("x", MaxPasswordFile+1)), 0o600)
 	for _, tt := range []struct {
 		src       schema.Secret
 		want, err string
@@ -60,6 +70,14 @@ func TestExternal(t *testing.T) {
 		{schema.Secret{File: filepath.Join(home, "pw.txt")}, "from-file", ""},
 		{schema.Secret{File: "missing"}, "", "missing: no such file or directory"},
 		{schema.Secret{File: "two.txt"}, "", "want the password alone on one line"},
+		// Issue 11: what Mosquitto cannot carry is refused where it is read.
+		{schema.Secret{Env: "INJECT"}, "", "environment variable INJECT: the password holds the control character U+000A"},
+		{schema.Secret{Env: "SPACE"}, "", "environment variable SPACE: the password has leading or trailing white space"},
+		{schema.Secret{Env: "TAB"}, "", "the password holds the control character U+0009"},
+		{schema.Secret{File: "space.txt"}, "", "space.txt: the password has leading or trailing white space"},
+		{schema.Secret{File: "nul.txt"}, "", "nul.txt: the password holds the control character U+0000"},
+		{schema.Secret{File: "big.txt"}, "", "big.txt: larger than 65537 bytes"},
+		{schema.Secret{File: "/dev/zero"}, "", "/dev/zero: larger than 65537 bytes"},
 	} {
 		got, err := s.External(tt.src)
 		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {

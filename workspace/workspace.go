@@ -134,7 +134,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 			}
 		}
 		if b.CAFile != "" {
-			data, err := h.readPEM(b.CAFile)
+			data, err := h.readPEM(b.CAFile, pki.Certificates)
 			if err != nil {
 				problems = append(problems, cfg.Errorf(schema.Path("bridges", name, "ca_file"), "%v", err))
 			} else {
@@ -177,7 +177,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		}
 		in.Certs = &generators.Certs{ServerCert: b.ServerCert, ServerKey: b.ServerKey, CA: b.CACert, ClientCA: b.CACert}
 	}
-	return generators.Render(cfg, in), nil
+	return generators.Render(cfg, in)
 }
 
 func accountPath(a schema.Account, field string) string {
@@ -226,20 +226,20 @@ func (h *Home) userCerts() (*generators.Certs, error) {
 		return nil, nil
 	}
 	var problems schema.Diagnostics
-	read := func(field, p string) []byte {
+	read := func(field, p string, kind pki.Kind) []byte {
 		if p == "" {
 			return nil
 		}
-		data, err := h.readPEM(p)
+		data, err := h.readPEM(p, kind)
 		if err != nil {
 			problems = append(problems, h.Config.Errorf("tls."+field, "%v", err))
 		}
 		return data
 	}
 	c := &generators.Certs{
-		ServerCert: read("cert_file", t.CertFile),
-		ServerKey:  read("key_file", t.KeyFile),
-		ClientCA:   read("ca_file", t.CAFile),
+		ServerCert: read("cert_file", t.CertFile, pki.Certificates),
+		ServerKey:  read("key_file", t.KeyFile, pki.PrivateKey),
+		ClientCA:   read("ca_file", t.CAFile, pki.Certificates),
 	}
 	if len(problems) > 0 {
 		return nil, problems
@@ -254,23 +254,39 @@ func (h *Home) userCerts() (*generators.Certs, error) {
 	return c, nil
 }
 
-// readPEM reads a file named in home.cue, relative to the home's folder.
-func (h *Home) readPEM(p string) ([]byte, error) {
+// readPEM reads a PEM file named in home.cue, relative to the home's
+// folder, with a size limit, and checks that it holds only what kind says.
+func (h *Home) readPEM(p string, kind pki.Kind) ([]byte, error) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(h.Dir, p)
 	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s: %v", p, pe.Err)
+	return pki.ReadPEM(p, kind)
+}
+
+// CheckFiles reads every certificate and key file the home names and
+// reports, at the field that names it, one that is missing, too large or
+// holds something else than it must (a private key in a CA file). vet runs
+// it; render reads the same files the same way.
+func (h *Home) CheckFiles() schema.Diagnostics {
+	cfg := h.Config
+	var out schema.Diagnostics
+	check := func(field, p string, kind pki.Kind) {
+		if p == "" {
+			return
 		}
-		return nil, err
+		if _, err := h.readPEM(p, kind); err != nil {
+			out = append(out, cfg.Errorf(field, "%v", err))
+		}
 	}
-	if !bytes.Contains(data, []byte("-----BEGIN ")) {
-		return nil, fmt.Errorf("%s: not a PEM file", p)
+	if t := cfg.TLS; t != nil && cfg.HasTLS() {
+		check("tls.cert_file", t.CertFile, pki.Certificates)
+		check("tls.key_file", t.KeyFile, pki.PrivateKey)
+		check("tls.ca_file", t.CAFile, pki.Certificates)
 	}
-	return data, nil
+	for _, name := range schema.SortedKeys(cfg.Bridges) {
+		check(schema.Path("bridges", name, "ca_file"), cfg.Bridges[name].CAFile, pki.Certificates)
+	}
+	return out
 }
 
 // manifest lists the files the last render wrote, so that a render can

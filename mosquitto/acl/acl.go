@@ -8,10 +8,12 @@ package acl
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync/atomic"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -60,6 +62,11 @@ func (r Rule) String() string { return r.Access.String() + " " + r.Topic }
 // cannot silently turn into a topic. Placeholders (%u, %c) are allowed only
 // when pattern is true.
 func ParseRule(s string, pattern bool) (Rule, error) {
+	for _, r := range s {
+		if r < 0x20 && r != '\t' || r >= 0x7f && r <= 0x9f {
+			return Rule{}, fmt.Errorf("%q holds the control character %U: a rule is one line, ACCESS TOPIC", s, r)
+		}
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Rule{}, fmt.Errorf("empty rule: write ACCESS TOPIC, e.g. \"read home/#\"")
@@ -160,6 +167,59 @@ func (f *File) Format() []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// CheckUser reports why name cannot stand on a `user` line that Mosquitto
+// reads back as exactly name: it must be one word of printable UTF-8 (a line
+// break would end the section and open another; blanks are trimmed).
+func CheckUser(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty user name")
+	case !utf8.ValidString(name):
+		return fmt.Errorf("user name %q is not valid UTF-8", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f && r <= 0xa0 || unicode.IsSpace(r) }):
+		return fmt.Errorf("user name %q holds a space or control character, which would end or change its acl line", name)
+	case len(name) > maxTopicLen:
+		return fmt.Errorf("user name of %d bytes: MQTT allows at most %d", len(name), maxTopicLen)
+	}
+	return nil
+}
+
+// Validate reports the first part of f that Format cannot write so that
+// Parse (and Mosquitto) read back exactly f: a user name CheckUser refuses,
+// a topic CheckFilter refuses or with blanks at its edges, an access word
+// that is not one of the four. Writers call it before Format.
+func (f *File) Validate() error {
+	rules := func(where string, list []Rule) error {
+		for _, r := range list {
+			if _, ok := accessWords[r.Access.String()]; !ok {
+				return fmt.Errorf("%s: unknown access %v", where, r.Access)
+			}
+			if err := CheckFilter(r.Topic, true); err != nil {
+				return fmt.Errorf("%s: %v", where, err)
+			}
+			if strings.Trim(r.Topic, blanks) != r.Topic {
+				return fmt.Errorf("%s: topic %q has blanks at its edges, which Mosquitto strips", where, r.Topic)
+			}
+		}
+		return nil
+	}
+	if err := rules("anonymous rules", f.Anonymous); err != nil {
+		return err
+	}
+	if err := rules("patterns", f.Patterns); err != nil {
+		return err
+	}
+	for _, s := range f.Users {
+		if err := CheckUser(s.User); err != nil {
+			return err
+		}
+		if err := rules("user "+s.User, s.Rules); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ParseError is a problem at one line of an acl file.

@@ -19,6 +19,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 const (
@@ -123,8 +125,47 @@ type Entry struct {
 	User, Hash string
 }
 
+// CheckUser reports why name cannot begin a password file line that
+// Mosquitto reads back as exactly that user: ':' ends the name, a line break
+// would start another entry, blanks at the edges are stripped.
+func CheckUser(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty user name")
+	case !utf8.ValidString(name):
+		return fmt.Errorf("user name %q is not valid UTF-8", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == ':' || r >= 0x7f && r <= 0xa0 || unicode.IsSpace(r) }):
+		return fmt.Errorf("user name %q holds ':', a space or a control character, which would end or change its passwd line", name)
+	case len(name) > 65535:
+		return fmt.Errorf("user name of %d bytes: MQTT allows at most 65535", len(name))
+	}
+	return nil
+}
+
+// Check reports the first entry Format cannot write so that Mosquitto reads
+// it back as it is: a user name CheckUser refuses, a hash that is empty or
+// holds white space or a control character (which would end or change its
+// line), or a user twice. Writers call it before Format; whether a hash is
+// one Mosquitto can verify is ParseHash's question.
+func Check(entries []Entry) error {
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if err := CheckUser(e.User); err != nil {
+			return err
+		}
+		if e.Hash == "" || strings.ContainsFunc(e.Hash, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+			return fmt.Errorf("user %s: the hash %q is empty or holds a space or control character", e.User, e.Hash)
+		}
+		if seen[e.User] {
+			return fmt.Errorf("user %s appears twice", e.User)
+		}
+		seen[e.User] = true
+	}
+	return nil
+}
+
 // Format writes entries as a password file, in the order given. It does not
-// check them: user names must not hold ':' or line breaks.
+// check them: Check does.
 func Format(entries []Entry) []byte {
 	var b bytes.Buffer
 	for _, e := range entries {
