@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/mqttgen/mqttgen/schema"
+	"github.com/mqttgen/mqttgen/workspace"
 )
 
 func newVetCmd(g *globals) *cobra.Command {
@@ -13,16 +13,21 @@ func newVetCmd(g *globals) *cobra.Command {
 		Long: `vet checks the home at PATH (a folder of package home .cue files, or one file;
 default the working directory) against mqttgen's schema. Each problem is printed
 on its own line as file:line:col: field: what is wrong and the fix. Warnings do
-not fail the check. Exit status: 0 valid, 1 not.`,
+not fail the check. Accounts with password: "hash" (imported) must have their
+hash in the state directory, in a form the broker reads. Exit status: 0 valid,
+1 not.`,
 		Example: `  mqttgen vet                 # the home in this folder
   mqttgen vet home.cue`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, diags := schema.Load(pathArg(args))
-			if diags.Errors() > 0 {
+			h, err := workspace.Open(pathArg(args), g.state)
+			if err != nil {
+				return err
+			}
+			if _, diags := h.KeptHashes(); len(diags) > 0 {
 				return diags
 			}
-			printWarnings(cmd.ErrOrStderr(), diags)
+			printWarnings(cmd.ErrOrStderr(), h.Warnings)
 			return nil
 		},
 	}
