@@ -107,6 +107,11 @@ func (s *Store) Generated(account string) (string, error) {
 // was imported and kept: mqttgen never knew its password.
 var ErrUnknownPassword = errors.New("password unknown to mqttgen")
 
+type unknownPassword struct{ msg string }
+
+func (e unknownPassword) Error() string        { return e.msg }
+func (e unknownPassword) Is(target error) bool { return target == ErrUnknownPassword }
+
 // Password returns account's password: from src when given, else the stored
 // one, generated and stored on first need. For a kept hash (password:
 // "hash") it is the password rotate generated, if any; until then the
@@ -117,7 +122,7 @@ func (s *Store) Password(account string, src *schema.Secret) (string, error) {
 		if err != nil || pw != "" {
 			return pw, err
 		}
-		return "", fmt.Errorf("the password of %s is unknown to mqttgen: only its hash was imported (kept in %s); give it a new one with `mqttgen secrets rotate %s`: %w", account, s.keptPath(account), account, ErrUnknownPassword)
+		return "", unknownPassword{fmt.Sprintf("the password of %s is unknown to mqttgen: only its hash was imported (kept in %s); give it a new one with `mqttgen secrets rotate %s`", account, s.keptPath(account), account)}
 	}
 	if src != nil {
 		return s.External(*src)
@@ -180,6 +185,18 @@ func (s *Store) KeptHash(account string) (string, error) {
 		return "", fmt.Errorf("%s: %v", p, err)
 	}
 	return h, nil
+}
+
+// SetPassword stores password as account's own, as if generated: an
+// imported plain-text password.
+func (s *Store) SetPassword(account, password string) error {
+	if password == "" || strings.ContainsAny(password, "\n\r") {
+		return fmt.Errorf("password of %s: want one non-empty line", account)
+	}
+	if err := s.ensureDir("passwords"); err != nil {
+		return err
+	}
+	return atomicfile.Write(s.passwordPath(account), []byte(password+"\n"), 0o600)
 }
 
 // NewPassword returns 32 random URL-safe characters.

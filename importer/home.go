@@ -1,0 +1,71 @@
+package importer
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+// cueWriter writes home.cue: one field per line, each with the line it
+// came from.
+type cueWriter struct {
+	b    strings.Builder
+	base string // folder positions are made relative to
+}
+
+func (w *cueWriter) from(pos ...string) string {
+	var out []string
+	for _, p := range pos {
+		if p == "" {
+			continue
+		}
+		if rel, err := filepath.Rel(w.base, p); err == nil && !strings.HasPrefix(rel, "..") {
+			p = rel
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " // from " + strings.Join(out, ", ")
+}
+
+func (w *cueWriter) line(indent int, text string, pos ...string) {
+	w.b.WriteString(strings.Repeat("\t", indent))
+	w.b.WriteString(text)
+	w.b.WriteString(w.from(pos...))
+	w.b.WriteString("\n")
+}
+
+func (w *cueWriter) blank() { w.b.WriteString("\n") }
+
+// str writes a CUE string: JSON's quoting is valid CUE.
+func str(s string) string {
+	b, _ := json.Marshal(s)
+	return strings.ReplaceAll(string(b), `\(`, `\\(`)
+}
+
+// label writes a field name, quoted unless it is an identifier.
+func label(s string) string {
+	ok := s != ""
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			ok = false
+		}
+	}
+	if ok && !strings.HasPrefix(s, "_") {
+		return s
+	}
+	return str(s)
+}
+
+func list(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = str(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+var _ = fmt.Sprint

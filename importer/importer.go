@@ -1,0 +1,231 @@
+// Package importer brings an existing Mosquitto setup into mqttgen: it reads
+// a mosquitto.conf (following include_dir), or the one a folder or a
+// docker-compose.yml's Mosquitto service holds, with its passwd and acl
+// files, and writes a new home.cue that renders to the same behaviour.
+// Hashes are kept as they are (password: "hash"), plain-text passwords
+// become the accounts' passwords, bridge passwords move to the state
+// directory. Every line mqttgen cannot carry is reported with its position
+// and what was done, and the result is proven: the new home is rendered and
+// read back with the same reader as the original, and the two are compared
+// fact by fact (logins, ACL decisions, listeners, limits, persistence).
+package importer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mqttgen/mqttgen/internal/atomicfile"
+	"github.com/mqttgen/mqttgen/schema"
+	"github.com/mqttgen/mqttgen/secrets"
+	"github.com/mqttgen/mqttgen/workspace"
+)
+
+// Result is an import: the new home and what the proof found.
+type Result struct {
+	// Source is the mosquitto.conf read.
+	Source string
+	// Home is the text of home.cue.
+	Home []byte
+	// Notes say what happened to each line not carried as it was.
+	Notes []Note
+	// Differences are what the new home does otherwise than the original.
+	Differences []Difference
+	// Accounts and Topics count what the proof compared.
+	Accounts, Topics, Facts int
+
+	hashes, passwords, bridgePW map[string]string
+	out                         string
+}
+
+// Lost reports whether any line could not be expressed.
+func (r *Result) Lost() []Note {
+	var out []Note
+	for _, n := range r.Notes {
+		if n.Kind == Lost {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Import reads the setup at src and translates it into a home for the
+// folder out (which is not touched). The proof renders the new home in a
+// temporary folder, removed before Import returns.
+func Import(src, out string) (*Result, error) {
+	s, err := locate(src)
+	if err != nil {
+		return nil, err
+	}
+	orig, err := load(s)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Dir(s.conf)
+	if s.compose != nil {
+		base = filepath.Dir(s.compose.file)
+	}
+	t := &translator{l: orig, out: out, w: &cueWriter{base: base}, bridgePW: map[string]string{}}
+	t.translate()
+	sortNotes(t.notes)
+	r := &Result{Source: s.conf, Home: []byte(t.w.b.String()), Notes: t.notes, hashes: t.hashes, passwords: t.passwords, bridgePW: t.bridgePW, out: out}
+	if err := r.prove(orig); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// prove renders the new home into a temporary folder, reads it back and
+// compares it with the original.
+func (r *Result) prove(orig *loaded) error {
+	tmp, err := os.MkdirTemp("", "mqttgen-import-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	home := filepath.Join(tmp, "home")
+	if err := r.writeTo(home); err != nil {
+		return err
+	}
+	// Files home.cue names relative to the output folder must resolve from
+	// the temporary copy: link what the output folder holds.
+	if entries, err := os.ReadDir(r.out); err == nil {
+		for _, e := range entries {
+			if e.Name() != "home.cue" && e.Name() != workspace.DefaultStateDir {
+				abs, _ := filepath.Abs(filepath.Join(r.out, e.Name()))
+				_ = os.Symlink(abs, filepath.Join(home, e.Name()))
+			}
+		}
+	}
+	if err := r.linkRelative(home); err != nil {
+		return err
+	}
+	h, err := workspace.Open(home, "")
+	if err != nil {
+		var ds schema.Diagnostics
+		if errors.As(err, &ds) {
+			return fmt.Errorf("the new home does not vet (an importer bug, please report it):\n%s", strings.ReplaceAll(ds.Error(), home+"/", ""))
+		}
+		return err
+	}
+	rendered := filepath.Join(tmp, "out")
+	files, err := h.Render(workspace.RenderOptions{Local: true, KeepUser: true, Out: rendered, Now: time.Now()})
+	if err != nil {
+		return fmt.Errorf("rendering the new home: %v", err)
+	}
+	if err := workspace.Write(rendered, files, false); err != nil {
+		return err
+	}
+	now, err := load(&source{conf: filepath.Join(rendered, "config", "mosquitto.conf")})
+	if err != nil {
+		return fmt.Errorf("reading the rendered home back: %v", err)
+	}
+	topics := topicSet(orig, now)
+	users := usersOf(orig, now)
+	a, b := orig.effective(topics, users), now.effective(topics, users)
+	r.Differences = compare(a, b)
+	r.Accounts, r.Topics, r.Facts = len(users), len(topics), len(a)
+	return nil
+}
+
+// linkRelative makes paths home.cue names relative to the output folder
+// (certificates of the original setup) reachable from dir.
+func (r *Result) linkRelative(dir string) error {
+	outAbs, err := filepath.Abs(r.out)
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(r.Home), "\n") {
+		for _, key := range []string{"cert_file: ", "key_file: ", "ca_file: "} {
+			i := strings.Index(line, key)
+			if i < 0 {
+				continue
+			}
+			rest := line[i+len(key):]
+			if len(rest) < 2 || rest[0] != '"' {
+				continue
+			}
+			p := rest[1 : 1+strings.IndexByte(rest[1:], '"')]
+			if filepath.IsAbs(p) {
+				continue
+			}
+			target := filepath.Join(dir, p)
+			if exists(target) {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			if err := os.Symlink(filepath.Join(outAbs, p), target); err != nil && !os.IsExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Write puts the new home into the output folder: home.cue (never over an
+// existing one), the kept hashes, passwords and bridge passwords into its
+// state directory, and a .gitignore that keeps that directory out of git.
+func (r *Result) Write() error {
+	if exists(filepath.Join(r.out, "home.cue")) {
+		return fmt.Errorf("%s exists: import writes a new home only", filepath.Join(r.out, "home.cue"))
+	}
+	return r.writeTo(r.out)
+}
+
+func (r *Result) writeTo(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	state := filepath.Join(dir, workspace.DefaultStateDir)
+	store := secrets.NewStore(state, dir)
+	for u, h := range r.hashes {
+		if err := store.KeepHash(u, h); err != nil {
+			return err
+		}
+	}
+	for u, pw := range r.passwords {
+		if err := store.SetPassword(u, pw); err != nil {
+			return err
+		}
+	}
+	for name, pw := range r.bridgePW {
+		p := filepath.Join(state, "bridges", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		if err := atomicfile.Write(p, []byte(pw+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	if _, err := workspace.WriteGitignore(dir); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, "home.cue"), r.Home, 0o644)
+}
+
+// sortNotes orders notes by file, then line.
+func sortNotes(notes []Note) {
+	key := func(n Note) (string, int) {
+		i := strings.LastIndexByte(n.Pos, ':')
+		if i < 0 {
+			return n.Pos, 0
+		}
+		line, _ := strconv.Atoi(n.Pos[i+1:])
+		return n.Pos[:i], line
+	}
+	slices.SortStableFunc(notes, func(a, b Note) int {
+		fa, la := key(a)
+		fb, lb := key(b)
+		if c := strings.Compare(fa, fb); c != 0 {
+			return c
+		}
+		return la - lb
+	})
+}
