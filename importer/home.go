@@ -38,7 +38,24 @@ func (w *cueWriter) line(indent int, text string, pos ...string) {
 	w.b.WriteString("\n")
 }
 
-func (w *cueWriter) blank() { w.b.WriteString("\n") }
+// blank separates sections: one empty line, never two.
+func (w *cueWriter) blank() {
+	if !strings.HasSuffix(w.b.String(), "\n\n") {
+		w.b.WriteString("\n")
+	}
+}
+
+// bytes is the text, with blocks that stayed empty left out.
+func (w *cueWriter) bytes() []byte {
+	s := w.b.String()
+	for _, empty := range []string{"logging: {\n}\n", "limits: {\n}\n"} {
+		s = strings.ReplaceAll(s, empty, "")
+	}
+	for strings.Contains(s, "\n\n\n") {
+		s = strings.ReplaceAll(s, "\n\n\n", "\n\n")
+	}
+	return []byte(strings.TrimRight(s, "\n") + "\n")
+}
 
 // str writes a CUE string: JSON's quoting is valid CUE.
 func str(s string) string {

@@ -16,8 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
+		"strings"
 	"time"
 
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
@@ -30,6 +29,9 @@ import (
 type Result struct {
 	// Source is the mosquitto.conf read.
 	Source string
+	// Resolved are the files found elsewhere than the setup names them:
+	// through a compose file's volumes, or beside the conf.
+	Resolved [][2]string
 	// Home is the text of home.cue.
 	Home []byte
 	// Notes say what happened to each line not carried as it was.
@@ -72,8 +74,12 @@ func Import(src, out string) (*Result, error) {
 	}
 	t := &translator{l: orig, out: out, w: &cueWriter{base: base}, bridgePW: map[string]string{}}
 	t.translate()
-	sortNotes(t.notes)
-	r := &Result{Source: s.conf, Home: []byte(t.w.b.String()), Notes: t.notes, hashes: t.hashes, passwords: t.passwords, bridgePW: t.bridgePW, out: out}
+	order := map[string]int{}
+	for i, d := range orig.directives {
+		order[t.rel(d.Pos())] = i
+	}
+	sortNotes(t.notes, order)
+	r := &Result{Source: s.conf, Resolved: s.resolved, Home: []byte(t.w.b.String()), Notes: t.notes, hashes: t.hashes, passwords: t.passwords, bridgePW: t.bridgePW, out: out}
 	if err := r.prove(orig); err != nil {
 		return nil, err
 	}
@@ -210,22 +216,20 @@ func (r *Result) writeTo(dir string) error {
 	return atomicfile.Write(filepath.Join(dir, "home.cue"), r.Home, 0o644)
 }
 
-// sortNotes orders notes by file, then line.
-func sortNotes(notes []Note) {
-	key := func(n Note) (string, int) {
-		i := strings.LastIndexByte(n.Pos, ':')
-		if i < 0 {
-			return n.Pos, 0
-		}
-		line, _ := strconv.Atoi(n.Pos[i+1:])
-		return n.Pos[:i], line
-	}
+// sortNotes orders notes as the broker reads the lines (includes where
+// they are included); notes of other files (compose, passwd) follow.
+func sortNotes(notes []Note, order map[string]int) {
 	slices.SortStableFunc(notes, func(a, b Note) int {
-		fa, la := key(a)
-		fb, lb := key(b)
-		if c := strings.Compare(fa, fb); c != 0 {
-			return c
+		ia, oka := order[a.Pos]
+		ib, okb := order[b.Pos]
+		switch {
+		case oka && okb:
+			return ia - ib
+		case oka:
+			return -1
+		case okb:
+			return 1
 		}
-		return la - lb
+		return strings.Compare(a.Pos, b.Pos)
 	})
 }

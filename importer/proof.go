@@ -28,6 +28,8 @@ type loaded struct {
 	// lines: for each passwd and acl file, the line of each user (its
 	// first user line in an acl file), for home.cue's comments.
 	lines map[string]map[string]int
+	// directives are the lines read, in the broker's order.
+	directives []conf.Directive
 }
 
 // load reads the configuration at src and every file it names.
@@ -40,7 +42,7 @@ func load(src *source) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &loaded{setup: s, src: src, lines: map[string]map[string]int{}}
+	l := &loaded{setup: s, src: src, lines: map[string]map[string]int{}, directives: ds}
 	cache := map[string]any{}
 	for _, ln := range s.listeners {
 		sec := s.securityOf(ln)

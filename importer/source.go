@@ -22,6 +22,9 @@ type source struct {
 	mounts []mount
 	// compose is the compose file, when SOURCE was one.
 	compose *composeService
+	// resolved lists paths found elsewhere than written: {written, here}.
+	resolved [][2]string
+	seen     map[string]bool
 }
 
 type mount struct{ container, host string }
@@ -56,7 +59,7 @@ func locate(src string) (*source, error) {
 	if st.IsDir() {
 		for _, c := range []string{"mosquitto.conf", "config/mosquitto.conf", "mosquitto/config/mosquitto.conf"} {
 			if p := filepath.Join(src, c); isFile(p) {
-				return &source{conf: p}, nil
+				return &source{conf: p, seen: map[string]bool{}}, nil
 			}
 		}
 		for _, c := range []string{"docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml"} {
@@ -69,7 +72,7 @@ func locate(src string) (*source, error) {
 	if ext := filepath.Ext(src); ext == ".yml" || ext == ".yaml" {
 		return fromCompose(src)
 	}
-	return &source{conf: src}, nil
+	return &source{conf: src, seen: map[string]bool{}}, nil
 }
 
 func isFile(p string) bool {
@@ -107,7 +110,7 @@ func fromCompose(file string) (*source, error) {
 		return nil, fmt.Errorf("%s: no service runs a Mosquitto image (eclipse-mosquitto)", file)
 	}
 	dir := filepath.Dir(file)
-	s := &source{compose: &composeService{file: file, name: name.Value}}
+	s := &source{compose: &composeService{file: file, name: name.Value}, seen: map[string]bool{}}
 	if img := mapValue(svc, "image"); img != nil {
 		s.compose.image, s.compose.imageAt = img.Value, img.Line
 	}
@@ -229,11 +232,13 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 }
 
 // resolve maps a path as the broker sees it to this machine: through the
-// compose file's mounts (the longest that holds it), else as written; and
-// when that does not exist, the file of that name beside the conf (a setup
-// copied off its machine). from is the file naming the path, whose folder
-// relative paths start at.
+// compose file's mounts (the longest that holds it), else as written
+// (relative to the file naming it); and when that does not exist, the file
+// of that name beside the file naming it or beside the conf (a setup copied
+// off its machine). from is the file naming the path. Every path found
+// elsewhere than written is recorded, for the report.
 func (s *source) resolve(p, from string) string {
+	written := p
 	var best *mount
 	for i := range s.mounts {
 		m := &s.mounts[i]
@@ -246,10 +251,17 @@ func (s *source) resolve(p, from string) string {
 	} else if !filepath.IsAbs(p) && from != "" {
 		p = filepath.Join(filepath.Dir(from), p)
 	}
-	if _, err := os.Stat(p); err != nil && s.conf != "" {
-		if beside := filepath.Join(filepath.Dir(s.conf), filepath.Base(p)); exists(beside) {
-			return beside
+	if !exists(p) {
+		for _, dir := range []string{filepath.Dir(from), filepath.Dir(s.conf)} {
+			if beside := filepath.Join(dir, filepath.Base(p)); exists(beside) {
+				p = beside
+				break
+			}
 		}
+	}
+	if p != written && s.seen != nil && !s.seen[written] {
+		s.seen[written] = true
+		s.resolved = append(s.resolved, [2]string{written, p})
 	}
 	return p
 }

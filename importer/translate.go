@@ -115,6 +115,9 @@ func (t *translator) translate() {
 	if s.hasPort {
 		t.note(s.dflt.at, Translated, "deprecated: listener %d", s.dflt.port)
 	}
+	if s.dflt.at.File == "" && slices.Contains(s.listeners, s.dflt) {
+		t.notes = append(t.notes, Note{Pos: t.rel(t.l.src.conf), Option: "no listener", Kind: Translated, Action: "Mosquitto 2.0 listens on 127.0.0.1:1883 alone and admits anonymous clients there: so does the new home"})
+	}
 	if d, ok := s.dflt.opts["bind_address"]; ok {
 		t.note(d, Translated, "deprecated: the listener's bind")
 	}

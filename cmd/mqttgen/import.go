@@ -43,6 +43,9 @@ printed; --check makes them an error. Nothing is written when import fails.`,
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "read %s\n", r.Source)
+			for _, p := range r.Resolved {
+				fmt.Fprintf(w, "%s is %s here\n", p[0], p[1])
+			}
 			for _, n := range r.Notes {
 				fmt.Fprintln(w, n)
 			}
