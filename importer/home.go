@@ -17,7 +17,7 @@ type cueWriter struct {
 func (w *cueWriter) from(pos ...string) string {
 	var out []string
 	for _, p := range pos {
-		if p == "" {
+		if p == "" || strings.HasPrefix(p, ":") {
 			continue
 		}
 		if rel, err := filepath.Rel(w.base, p); err == nil && !strings.HasPrefix(rel, "..") {

@@ -16,7 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-		"strings"
+	"strings"
 	"time"
 
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
@@ -79,7 +79,7 @@ func Import(src, out string) (*Result, error) {
 		order[t.rel(d.Pos())] = i
 	}
 	sortNotes(t.notes, order)
-	r := &Result{Source: s.conf, Resolved: s.resolved, Home: []byte(t.w.b.String()), Notes: t.notes, hashes: t.hashes, passwords: t.passwords, bridgePW: t.bridgePW, out: out}
+	r := &Result{Source: s.conf, Resolved: s.resolved, Home: t.w.bytes(), Notes: t.notes, hashes: t.hashes, passwords: t.passwords, bridgePW: t.bridgePW, out: out}
 	if err := r.prove(orig); err != nil {
 		return nil, err
 	}

@@ -189,7 +189,11 @@ func (t *translator) listeners() {
 			t.notes = append(t.notes, Note{Pos: t.rel(l.at.Pos()), Option: "listener " + l.name(), Kind: Translated, Action: "not published by the compose file: mqttgen publishes every listener"})
 		}
 		if bind != "" {
-			w.line(1, "bind: "+str(bind), l.opts["bind_address"].Pos())
+			at := l.at.Pos()
+			if d, ok := l.opts["bind_address"]; ok {
+				at = d.Pos()
+			}
+			w.line(1, "bind: "+str(bind), at)
 		}
 		if l.protocol == "websockets" {
 			w.line(1, `protocol: "websockets"`, l.opts["protocol"].Pos())
