@@ -20,10 +20,7 @@ func (w *cueWriter) from(pos ...string) string {
 		if p == "" || strings.HasPrefix(p, ":") {
 			continue
 		}
-		if rel, err := filepath.Rel(w.base, p); err == nil && !strings.HasPrefix(rel, "..") {
-			p = rel
-		}
-		out = append(out, p)
+		out = append(out, relTo(w.base, p))
 	}
 	if len(out) == 0 {
 		return ""
@@ -86,3 +83,17 @@ func list(items []string) string {
 }
 
 var _ = fmt.Sprint
+
+// relTo is p relative to base where p lies below base, else p. Positions
+// ("file:line") work too.
+func relTo(base, p string) string {
+	ab, err1 := filepath.Abs(base)
+	ap, err2 := filepath.Abs(p)
+	if err1 != nil || err2 != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(ab, ap); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return p
+}

@@ -136,6 +136,9 @@ func readSetup(ds []conf.Directive) (*setup, error) {
 		v := d.Value
 		if br != nil && bridgeKeys[d.Key] {
 			if d.Key == "topic" {
+				if err := checkBridgeTopic(v); err != nil {
+					return nil, fmt.Errorf("%s: topic %s: %v", d.Pos(), v, err)
+				}
 				br.topics = append(br.topics, v)
 				br.topicsAt = append(br.topicsAt, d)
 			} else {
@@ -177,6 +180,9 @@ func readSetup(ds []conf.Directive) (*setup, error) {
 			s.dflt.bind = v
 			s.dflt.opts[d.Key] = d
 		case d.Key == "connection":
+			if v == "" {
+				return nil, fmt.Errorf("%s: connection without a name", d.Pos())
+			}
 			br = &bridge{at: d, name: v, opts: map[string]string{}, optsAt: map[string]conf.Directive{}}
 			s.bridges = append(s.bridges, br)
 		case listenerKeys[d.Key]:
@@ -281,4 +287,21 @@ func atoi(v string) int {
 	}
 	n, _ := strconv.Atoi(v[:end])
 	return n
+}
+
+// checkBridgeTopic refuses a bridge topic line Mosquitto refuses to start
+// with: PATTERN [in|out|both [QOS [LOCAL REMOTE]]].
+func checkBridgeTopic(v string) error {
+	f := strings.Fields(v)
+	switch {
+	case len(f) == 0:
+		return fmt.Errorf("no pattern")
+	case len(f) > 1 && f[1] != "in" && f[1] != "out" && f[1] != "both":
+		return fmt.Errorf("direction %q: want in, out or both", f[1])
+	case len(f) > 2 && f[2] != "0" && f[2] != "1" && f[2] != "2":
+		return fmt.Errorf("QoS %q: want 0, 1 or 2", f[2])
+	case len(f) > 5:
+		return fmt.Errorf("too many words: want PATTERN DIRECTION QOS LOCAL_PREFIX REMOTE_PREFIX")
+	}
+	return nil
 }

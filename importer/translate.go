@@ -64,12 +64,7 @@ func (t *translator) note(d conf.Directive, kind Kind, format string, args ...an
 	t.notes = append(t.notes, Note{Pos: t.rel(d.Pos()), Option: opt, Kind: kind, Action: fmt.Sprintf(format, args...)})
 }
 
-func (t *translator) rel(p string) string {
-	if r, err := filepath.Rel(t.w.base, p); err == nil && !strings.HasPrefix(r, "..") {
-		return r
-	}
-	return p
-}
+func (t *translator) rel(p string) string { return relTo(t.w.base, p) }
 
 var (
 	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -690,6 +685,11 @@ func (t *translator) bridges() {
 			switch k {
 			case "address", "addresses", "bridge_cafile", "bridge_capath", "bridge_protocol_version", "remote_clientid", "remote_username", "remote_password", "cleansession":
 				continue
+			case "bridge_tls_version":
+				if b.optsAt[k].Value == "tlsv1.2" {
+					t.note(b.optsAt[k], Dropped, "mqttgen's own: bridges speak TLS 1.2")
+					continue
+				}
 			}
 			t.other(b.optsAt[k])
 		}
