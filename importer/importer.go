@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -230,6 +231,23 @@ func sortNotes(notes []Note, order map[string]int) {
 		case okb:
 			return 1
 		}
-		return strings.Compare(a.Pos, b.Pos)
+		fa, la := splitPos(a.Pos)
+		fb, lb := splitPos(b.Pos)
+		if c := strings.Compare(fa, fb); c != 0 {
+			return c
+		}
+		return la - lb
 	})
+}
+
+func splitPos(pos string) (string, int) {
+	i := strings.LastIndexByte(pos, ':')
+	if i < 0 {
+		return pos, 0
+	}
+	n, err := strconv.Atoi(pos[i+1:])
+	if err != nil {
+		return pos, 0
+	}
+	return pos[:i], n
 }

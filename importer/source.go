@@ -35,6 +35,12 @@ type composeService struct {
 	image   string
 	imageAt int
 	ports   []composePort
+	volumes []composeVolume
+}
+
+type composeVolume struct {
+	line         int
+	spec, target string
 }
 
 type composePort struct {
@@ -130,6 +136,9 @@ func fromCompose(file string) (*source, error) {
 				if n := mapValue(v, "target"); n != nil {
 					dst = n.Value
 				}
+			}
+			if dst != "" && !strings.HasPrefix(path.Clean(dst), "/mosquitto/config") {
+				s.compose.volumes = append(s.compose.volumes, composeVolume{line: v.Line, spec: src + ":" + dst, target: path.Clean(dst)})
 			}
 			// Named volumes (no path) hold data, not configuration.
 			if dst == "" || !(strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "~")) {

@@ -103,6 +103,19 @@ func (t *translator) translate() {
 	if c := t.l.src.compose; c != nil && c.image != "" {
 		w.line(0, "broker: image: "+str(c.image), fmt.Sprintf("%s:%d", c.file, c.imageAt))
 	}
+	if c := t.l.src.compose; c != nil {
+		for _, v := range c.volumes {
+			pos := t.rel(fmt.Sprintf("%s:%d", c.file, v.line))
+			what := "mqttgen mounts its own: the certificates it names are copied into the rendered config"
+			switch v.target {
+			case "/mosquitto/data":
+				what = "mqttgen keeps the data in its own volume: copy mosquitto.db into it to keep retained messages and sessions"
+			case "/mosquitto/log":
+				what = "mqttgen keeps the log in its own volume"
+			}
+			t.notes = append(t.notes, Note{Pos: pos, Option: "volume " + v.spec, Kind: Dropped, Action: what})
+		}
+	}
 	t.listeners()
 	t.accounts()
 	t.settings()
@@ -320,6 +333,16 @@ func (t *translator) accounts() {
 		}
 		if loginAt == "" {
 			loginAt = l.passwdAt[i]
+		}
+		for j, other := range l.logins {
+			if j == i || other == nil || l.logins[i] == nil {
+				continue
+			}
+			for u := range l.logins[i] {
+				if _, ok := other[u]; !ok {
+					t.note(sec.at["password_file"], Lost, "user %s logs in on listener %s only; mqttgen has one password file, so it now logs in on listener %s too", u, ln.name(), l.setup.listeners[j].name())
+				}
+			}
 		}
 		switch {
 		case i == 0:
