@@ -124,10 +124,10 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("home.cue lacks %q:\n%s", c, r.Home)
 				}
 			}
-			if err := r.Write(); err != nil {
+			if err := r.Write(""); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.Write(); err == nil || !strings.Contains(err.Error(), "exists") {
+			if err := r.Write(""); err == nil || !strings.Contains(err.Error(), "exists") {
 				t.Errorf("a second Write: %v, want a refusal", err)
 			}
 			src, err := locate(filepath.Join("testdata", fx.source))

@@ -96,7 +96,7 @@ func (r *Result) prove(orig *loaded) error {
 	}
 	defer os.RemoveAll(tmp)
 	home := filepath.Join(tmp, "home")
-	if err := r.writeTo(home); err != nil {
+	if err := r.writeTo(home, ""); err != nil {
 		return err
 	}
 	// Files home.cue names relative to the output folder must resolve from
@@ -112,7 +112,7 @@ func (r *Result) prove(orig *loaded) error {
 	if err := r.linkRelative(home); err != nil {
 		return err
 	}
-	h, err := workspace.Open(home, "")
+	h, err := workspace.Open(home, filepath.Join(home, workspace.DefaultStateDir))
 	if err != nil {
 		var ds schema.Diagnostics
 		if errors.As(err, &ds) {
@@ -177,20 +177,38 @@ func (r *Result) linkRelative(dir string) error {
 }
 
 // Write puts the new home into the output folder: home.cue (never over an
-// existing one), the kept hashes, passwords and bridge passwords into its
-// state directory, and a .gitignore that keeps that directory out of git.
-func (r *Result) Write() error {
+// existing one), the kept hashes, passwords and bridge passwords into the
+// state directory (stateDir; "" is .mqttgen in the output folder), and a
+// .gitignore that keeps .mqttgen out of git.
+func (r *Result) Write(stateDir string) error {
 	if exists(filepath.Join(r.out, "home.cue")) {
 		return fmt.Errorf("%s exists: import writes a new home only", filepath.Join(r.out, "home.cue"))
 	}
-	return r.writeTo(r.out)
+	if stateDir != "" {
+		abs, err := filepath.Abs(stateDir)
+		if err != nil {
+			return err
+		}
+		outAbs, err := filepath.Abs(r.out)
+		if err != nil {
+			return err
+		}
+		if rel, err := filepath.Rel(outAbs, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			abs = rel
+		}
+		// Bridge password files live in the state directory, which home.cue names.
+		r.Home = []byte(strings.ReplaceAll(string(r.Home), `file: "`+workspace.DefaultStateDir+`/bridges/`, `file: "`+filepath.ToSlash(abs)+`/bridges/`))
+	}
+	return r.writeTo(r.out, stateDir)
 }
 
-func (r *Result) writeTo(dir string) error {
+func (r *Result) writeTo(dir, state string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	state := filepath.Join(dir, workspace.DefaultStateDir)
+	if state == "" {
+		state = filepath.Join(dir, workspace.DefaultStateDir)
+	}
 	store := secrets.NewStore(state, dir)
 	for u, h := range r.hashes {
 		if err := store.KeepHash(u, h); err != nil {

@@ -274,6 +274,11 @@ func (l *loaded) effective(topics, users []string) facts {
 		f[k+": remote_username"] = b.opts["remote_username"]
 		f[k+": remote_password"] = digest(b.opts["remote_password"])
 		f[k+": topics"] = strings.Join(normTopics(b.topics), "; ")
+		f[k+": clean session"] = fmt.Sprint(b.opts["cleansession"] == "true")
+		f[k+": protocol"] = map[bool]string{true: b.opts["bridge_protocol_version"], false: "mqttv311"}[b.opts["bridge_protocol_version"] != ""]
+		_, ca := b.opts["bridge_cafile"]
+		_, capath := b.opts["bridge_capath"]
+		f[k+": TLS"] = fmt.Sprint(ca || capath)
 	}
 	return f
 }

@@ -55,7 +55,7 @@ func TestRoundTrip(t *testing.T) {
 	if len(r.Differences) > 0 || len(r.Lost()) > 0 {
 		t.Fatalf("importing a rendered home: differences %v, lost %v", r.Differences, r.Lost())
 	}
-	if err := r.Write(); err != nil {
+	if err := r.Write(""); err != nil {
 		t.Fatal(err)
 	}
 	render(imported, out2)

@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/importer"
+	"github.com/mqttgen/mqttgen/workspace"
 )
 
 func newImportCmd(g *globals) *cobra.Command {
@@ -64,7 +66,11 @@ printed; --check makes them an error. Nothing is written when import fails.`,
 			case check && len(r.Differences) > 0:
 				return errors.New("the new home behaves otherwise than the original (--check): nothing written")
 			}
-			if err := r.Write(); err != nil {
+			state := g.state
+			if state == "" {
+				state = os.Getenv(workspace.StateEnv)
+			}
+			if err := r.Write(state); err != nil {
 				return err
 			}
 			fmt.Fprintf(w, "wrote %s/home.cue\n", out)

@@ -1,3 +1,7 @@
+// Package conf reads mosquitto.conf files. This file is its lenient,
+// position-keeping side for files anyone wrote: lines split as Mosquitto
+// splits them, include_dir followed, every option kept with its file:line
+// for a reader that decides what each means (mqttgen import).
 package conf
 
 import (
