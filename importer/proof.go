@@ -237,7 +237,14 @@ func (l *loaded) effective(topics, users []string) facts {
 				continue
 			case u == "":
 				name = "anonymous"
+			case l.logins[i] == nil && !anon:
+				// Observed on 2.0.11: without password_file and anonymous
+				// clients refused, no client logs in (CONNACK 135).
+				f[k+": login "+u] = "none"
+				continue
 			case l.logins[i] == nil:
+				// Without password_file a client sending a username is
+				// admitted with any password (observed on 2.0.11).
 				login = "any password"
 			default:
 				h, ok := l.logins[i][u]

@@ -321,8 +321,8 @@ func (t *translator) accounts() {
 	noPasswd := false
 	for i, ln := range l.setup.listeners {
 		sec := l.setup.securityOf(ln)
-		if l.logins[i] == nil {
-			noPasswd = noPasswd || sec.allowAnonymous == nil || !*sec.allowAnonymous
+		if l.logins[i] == nil && sec.allowAnonymous != nil && *sec.allowAnonymous {
+			noPasswd = true
 		}
 		for u, h := range l.logins[i] {
 			if old, ok := logins[u]; ok && old != h {
@@ -356,7 +356,7 @@ func (t *translator) accounts() {
 		if d.File == "" {
 			d = conf.Directive{File: l.src.conf, Line: 1, Key: "password_file", Value: "(none)"}
 		}
-		t.note(d, Lost, "without password_file Mosquitto accepts any password for any username; mqttgen checks passwords")
+		t.note(d, Lost, "without password_file Mosquitto admits a client that sends a username with any password; mqttgen admits such clients only as its accounts (anonymous clients stay admitted)")
 	}
 	var anonRules, patterns []string
 	rulesOf := map[string][]acl.Rule{}
