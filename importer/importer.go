@@ -116,7 +116,7 @@ func (r *Result) prove(orig *loaded) error {
 	if err != nil {
 		var ds schema.Diagnostics
 		if errors.As(err, &ds) {
-			return fmt.Errorf("the new home does not vet (an importer bug, please report it):\n%s", strings.ReplaceAll(ds.Error(), home+"/", ""))
+			return fmt.Errorf("the new home would not vet, so nothing is written (the setup holds something mqttgen refuses, or import mistranslated it):\n%s", strings.ReplaceAll(ds.Error(), home+"/", ""))
 		}
 		return err
 	}

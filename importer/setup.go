@@ -250,6 +250,15 @@ func readSetup(ds []conf.Directive) (*setup, error) {
 			}
 		}
 	}
+	for _, l := range append([]*listener{s.dflt}, s.listeners...) {
+		if (l.certFile == "") != (l.keyFile == "") {
+			d := l.opts["certfile"]
+			if d.File == "" {
+				d = l.opts["keyfile"]
+			}
+			return nil, fmt.Errorf("%s: certfile and keyfile go together: Mosquitto refuses to start with one alone", d.Pos())
+		}
+	}
 	// Mosquitto 2.0 with no listener at all listens on the loopback
 	// interface alone, port 1883, and admits anonymous clients there.
 	if len(s.listeners) == 0 || s.hasPort {
