@@ -2,7 +2,6 @@ package importer
 
 import (
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"strings"
 )
@@ -81,8 +80,6 @@ func list(items []string) string {
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }
-
-var _ = fmt.Sprint
 
 // relTo is p relative to base where p lies below base, else p. Positions
 // ("file:line") work too.

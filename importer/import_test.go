@@ -1,7 +1,7 @@
 package importer
 
 import (
-	"os"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,7 +90,7 @@ func originalPasswords(users []string) map[string]string {
 // every account logs in with its original password and gets the original
 // ACL decisions.
 func TestFixtures(t *testing.T) {
-	for _, name := range slices.Sorted(mapsKeys(fixtures)) {
+	for _, name := range slices.Sorted(maps.Keys(fixtures)) {
 		fx := fixtures[name]
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "home")
@@ -151,15 +151,3 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-var _ = os.Stat

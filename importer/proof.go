@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
+	"maps"
 	"slices"
 	"strings"
 
@@ -44,55 +44,60 @@ func load(src *source) (*loaded, error) {
 	}
 	l := &loaded{setup: s, src: src, lines: map[string]map[string]int{}, directives: ds}
 	cache := map[string]any{}
+	// file reads the file a security option names once, however many
+	// listeners name it, and finds each user's first line in it.
+	file := func(name string, sec security, parse func(p string, data []byte) (any, error), user func(string) (string, bool)) (any, string, error) {
+		d := sec.at[name]
+		p := src.resolve(d.Value, d.File)
+		if v, ok := cache[p]; ok {
+			return v, p, nil
+		}
+		data, err := readFile(p, d.Pos())
+		if err != nil {
+			return nil, "", err
+		}
+		v, err := parse(p, data)
+		if err != nil {
+			return nil, "", err
+		}
+		cache[p] = v
+		l.lines[p] = userLines(data, user)
+		return v, p, nil
+	}
 	for _, ln := range s.listeners {
 		sec := s.securityOf(ln)
 		var logins map[string]string
 		var at string
 		if sec.passwordFile != "" {
-			d := sec.at["password_file"]
-			p := src.resolve(sec.passwordFile, d.File)
-			at = p
-			if v, ok := cache[p]; ok {
-				logins = v.(map[string]string)
-			} else {
-				data, err := readFile(p, d.Pos())
-				if err != nil {
-					return nil, err
-				}
-				if logins, err = readPasswd(p, data); err != nil {
-					return nil, err
-				}
-				l.lines[p] = userLines(data, func(line string) (string, bool) {
+			v, p, err := file("password_file", sec, func(p string, data []byte) (any, error) { return readPasswd(p, data) },
+				func(line string) (string, bool) {
 					u, _, ok := strings.Cut(line, ":")
 					return u, ok && !strings.HasPrefix(line, "#")
 				})
-				cache[p] = logins
+			if err != nil {
+				return nil, err
 			}
+			logins, at = v.(map[string]string), p
 		}
 		var f *acl.File
 		var aat string
 		if sec.aclFile != "" {
-			d := sec.at["acl_file"]
-			p := src.resolve(sec.aclFile, d.File)
-			aat = p
-			if v, ok := cache[p]; ok {
-				f = v.(*acl.File)
-			} else {
-				data, err := readFile(p, d.Pos())
+			v, p, err := file("acl_file", sec, func(p string, data []byte) (any, error) {
+				f, err := acl.Parse(bytes.NewReader(data))
 				if err != nil {
-					return nil, err
-				}
-				if f, err = acl.Parse(bytes.NewReader(data)); err != nil {
 					return nil, fmt.Errorf("%s:%s", p, strings.TrimPrefix(err.Error(), "line "))
 				}
-				l.lines[p] = userLines(data, func(line string) (string, bool) {
-					if w := strings.Fields(line); len(w) == 2 && w[0] == "user" {
-						return w[1], true
-					}
-					return "", false
-				})
-				cache[p] = f
+				return f, nil
+			}, func(line string) (string, bool) {
+				if w := strings.Fields(line); len(w) == 2 && w[0] == "user" {
+					return w[1], true
+				}
+				return "", false
+			})
+			if err != nil {
+				return nil, err
 			}
+			f, aat = v.(*acl.File), p
 		}
 		cert := ""
 		if ln.tls() {
@@ -378,12 +383,7 @@ func topicSet(sides ...*loaded) []string {
 			}
 		}
 	}
-	out := make([]string, 0, len(set))
-	for t := range set {
-		out = append(out, t)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
 // usersOf lists every account of both sides, sorted.
@@ -403,12 +403,7 @@ func usersOf(sides ...*loaded) []string {
 			}
 		}
 	}
-	out := make([]string, 0, len(set))
-	for u := range set {
-		out = append(out, u)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
 // Difference is one fact the new home does otherwise than the original.
@@ -462,5 +457,3 @@ func short(h string) string {
 	sum := sha256.Sum256([]byte(h))
 	return hex.EncodeToString(sum[:4])
 }
-
-var _ = os.Stat
