@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +30,7 @@ import (
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/pki"
+	"github.com/mqttgen/mqttgen/secrets"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -352,6 +354,9 @@ func sysReader(h *workspace.Home, files []generators.File) (user, password, why 
 		for _, a := range cfg.Accounts() {
 			if a.Name == name {
 				pw, err := h.Secrets.Password(a.Name, a.Password)
+				if errors.Is(err, secrets.ErrUnknownPassword) {
+					continue // an imported hash: try the next account
+				}
 				if err != nil {
 					return "", "", fmt.Sprintf("%s may read $SYS, but its password: %v", name, err)
 				}
