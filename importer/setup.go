@@ -2,6 +2,8 @@ package importer
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,6 +43,9 @@ type setup struct {
 	// and bind_address: Mosquitto's default listener.
 	dflt    *listener
 	hasPort bool
+	// dfltBy are the options that opened the default listener without a
+	// port line.
+	dfltBy []conf.Directive
 
 	bridges []*bridge
 	// rest are the options this reader does not interpret, in order, with
@@ -100,6 +105,15 @@ var listenerKeys = map[string]bool{
 	"websockets_log_level": true, "websockets_headers_size": true, "max_qos": true,
 	"max_topic_alias": true, "psk_hint": true, "allow_zero_length_clientid": true,
 	"auto_id_prefix": true, "bind_interface": true,
+}
+
+// opensDefault are the listener options that, given before any listener,
+// make Mosquitto 2.0 open its default listener on port 1883.
+var opensDefault = map[string]bool{
+	"bind_address": true, "max_connections": true, "certfile": true, "keyfile": true, "cafile": true,
+	"capath": true, "ciphers": true, "crlfile": true, "mount_point": true, "protocol": true,
+	"max_qos": true, "socket_domain": true, "use_identity_as_username": true,
+	"use_subject_as_username": true, "use_username_as_clientid": true, "psk_hint": true, "http_dir": true,
 }
 
 var securityKeys = map[string]bool{"allow_anonymous": true, "password_file": true, "acl_file": true}
@@ -259,11 +273,23 @@ func readSetup(ds []conf.Directive) (*setup, error) {
 			return nil, fmt.Errorf("%s: certfile and keyfile go together: Mosquitto refuses to start with one alone", d.Pos())
 		}
 	}
+	// Listener options before any listener configure the default listener,
+	// which some of them open on port 1883, all addresses, beside the others
+	// (observed on 2.0.11 for max_connections and certfile; the rest as its
+	// config__read decides).
+	for _, k := range slices.Sorted(maps.Keys(s.dflt.opts)) {
+		if opensDefault[k] && (k != "protocol" || s.dflt.protocol != "mqtt") && (k != "max_connections" || s.dflt.maxConn != -1) {
+			s.dfltBy = append(s.dfltBy, s.dflt.opts[k])
+		}
+	}
 	// Mosquitto 2.0 with no listener at all listens on the loopback
 	// interface alone, port 1883, and admits anonymous clients there.
-	if len(s.listeners) == 0 || s.hasPort {
+	if len(s.listeners) == 0 || s.hasPort || len(s.dfltBy) > 0 {
 		l := s.dflt
-		if len(s.listeners) == 0 && !s.hasPort {
+		if !s.hasPort && len(s.dfltBy) > 0 {
+			l.at = s.dfltBy[0]
+		}
+		if len(s.listeners) == 0 && !s.hasPort && len(s.dfltBy) == 0 {
 			l.bind = "127.0.0.1"
 			if s.global.allowAnonymous == nil {
 				t := true

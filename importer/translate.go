@@ -123,7 +123,12 @@ func (t *translator) translate() {
 	if s.hasPort {
 		t.note(s.dflt.at, Translated, "deprecated: listener %d", s.dflt.port)
 	}
-	if s.dflt.at.File == "" && slices.Contains(s.listeners, s.dflt) {
+	for _, d := range s.dfltBy {
+		if !s.hasPort {
+			t.note(d, Translated, "given before any listener, it makes Mosquitto 2.0 open a listener on port 1883, all addresses, as well: so does the new home")
+		}
+	}
+	if s.dflt.at.File == "" && len(s.dfltBy) == 0 && slices.Contains(s.listeners, s.dflt) {
 		t.notes = append(t.notes, Note{Pos: t.rel(t.l.src.conf), Option: "no listener", Kind: Translated, Action: "Mosquitto 2.0 listens on 127.0.0.1:1883 alone and admits anonymous clients there: so does the new home"})
 	}
 	if d, ok := s.dflt.opts["bind_address"]; ok {
