@@ -217,8 +217,13 @@ func (t *translator) listeners() {
 			w.line(1, "tls: true", l.opts["certfile"].Pos())
 			if tlsL == nil {
 				tlsL = l
-			} else if l.certFile != tlsL.certFile || l.keyFile != tlsL.keyFile {
-				t.note(l.opts["certfile"], Lost, "mqttgen serves one certificate on every TLS listener: this listener now serves %s", tlsL.certFile)
+			} else {
+				if l.certFile != tlsL.certFile || l.keyFile != tlsL.keyFile {
+					t.note(l.opts["certfile"], Lost, "mqttgen serves one certificate on every TLS listener: this listener now serves %s", tlsL.certFile)
+				}
+				if l.requireCert != tlsL.requireCert || l.caFile != tlsL.caFile || l.tlsVersion != tlsL.tlsVersion {
+					t.note(l.opts["certfile"], Lost, "mqttgen has one TLS setting for every listener: this listener now has those of listener %s", tlsL.name())
+				}
 			}
 		}
 		if s.perListener && anyAnon(l) != globalAnon {
