@@ -599,8 +599,12 @@ func (t *translator) settings() {
 	if s.expAt != nil {
 		v := s.expiration
 		n := atoi(v)
-		switch u := v[len(v)-1]; {
-		case strconv.Itoa(n)+string(u) != v || !strings.ContainsRune("hdwmy", rune(u)):
+		u := byte(0)
+		if v != "" {
+			u = v[len(v)-1]
+		}
+		switch {
+		case v == "" || strconv.Itoa(n)+string(u) != v || !strings.ContainsRune("hdwmy", rune(u)):
 			t.note(*s.expAt, Dropped, "Mosquitto refuses this value and does not start (units: h, d, w, m = month, y)")
 			s.expiration = ""
 		case u == 'm':
