@@ -1,7 +1,6 @@
 package importer
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
@@ -20,10 +19,7 @@ func FuzzTranslate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		ds, err := conf.SplitLines("m.conf", strings.NewReader(text))
-		if err != nil {
-			return
-		}
+		ds := conf.Read("m.conf", []byte(text)).Directives()
 		s, err := readSetup(ds)
 		if err != nil {
 			return

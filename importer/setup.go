@@ -96,40 +96,7 @@ type bridge struct {
 	topicsAt []conf.Directive
 }
 
-var listenerKeys = map[string]bool{
-	"protocol": true, "certfile": true, "keyfile": true, "cafile": true, "capath": true,
-	"require_certificate": true, "tls_version": true, "max_connections": true,
-	"use_identity_as_username": true, "use_subject_as_username": true, "ciphers": true,
-	"ciphers_tls1.3": true, "crlfile": true, "dhparamfile": true, "mount_point": true,
-	"http_dir": true, "socket_domain": true, "use_username_as_clientid": true,
-	"websockets_log_level": true, "websockets_headers_size": true, "max_qos": true,
-	"max_topic_alias": true, "psk_hint": true, "allow_zero_length_clientid": true,
-	"auto_id_prefix": true, "bind_interface": true,
-}
-
-// opensDefault are the listener options that, given before any listener,
-// make Mosquitto 2.0 open its default listener on port 1883.
-var opensDefault = map[string]bool{
-	"bind_address": true, "max_connections": true, "certfile": true, "keyfile": true, "cafile": true,
-	"capath": true, "ciphers": true, "crlfile": true, "mount_point": true, "protocol": true,
-	"max_qos": true, "socket_domain": true, "use_identity_as_username": true,
-	"use_subject_as_username": true, "use_username_as_clientid": true, "psk_hint": true, "http_dir": true,
-}
-
 var securityKeys = map[string]bool{"allow_anonymous": true, "password_file": true, "acl_file": true}
-
-var bridgeKeys = map[string]bool{
-	"address": true, "addresses": true, "topic": true, "remote_username": true, "remote_password": true,
-	"remote_clientid": true, "cleansession": true, "bridge_protocol_version": true, "bridge_cafile": true,
-	"bridge_capath": true, "bridge_certfile": true, "bridge_keyfile": true, "bridge_insecure": true,
-	"bridge_tls_version": true, "try_private": true, "start_type": true, "restart_timeout": true,
-	"idle_timeout": true, "keepalive_interval": true, "notifications": true, "notification_topic": true,
-	"round_robin": true, "local_clientid": true, "local_username": true, "local_password": true,
-	"bridge_attempt_unsubscribe": true, "bridge_outgoing_retain": true, "threshold": true,
-	"bridge_max_packet_size": true, "notifications_local_only": true, "bridge_alpn": true,
-	"bridge_identity": true, "bridge_psk": true, "bridge_bind_address": true, "cleansession_local": true,
-	"local_cleansession": true, "remote_cleansession": true,
-}
 
 // readSetup interprets directives in order. It fails only where Mosquitto
 // itself would not start and the meaning cannot be guessed (a listener
@@ -148,7 +115,7 @@ func readSetup(ds []conf.Directive) (*setup, error) {
 	for _, d := range ds {
 		d := d
 		v := d.Value
-		if br != nil && bridgeKeys[d.Key] {
+		if br != nil && conf.BridgeOption(d.Key) {
 			if d.Key == "topic" {
 				if err := checkBridgeTopic(v); err != nil {
 					return nil, fmt.Errorf("%s: topic %s: %v", d.Pos(), v, err)
@@ -199,7 +166,7 @@ func readSetup(ds []conf.Directive) (*setup, error) {
 			}
 			br = &bridge{at: d, name: v, opts: map[string]string{}, optsAt: map[string]conf.Directive{}}
 			s.bridges = append(s.bridges, br)
-		case listenerKeys[d.Key]:
+		case conf.ListenerOption(d.Key, false):
 			cur.opts[d.Key] = d
 			switch d.Key {
 			case "protocol":
@@ -274,11 +241,9 @@ func readSetup(ds []conf.Directive) (*setup, error) {
 		}
 	}
 	// Listener options before any listener configure the default listener,
-	// which some of them open on port 1883, all addresses, beside the others
-	// (observed on 2.0.11 for max_connections and certfile; the rest as its
-	// config__read decides).
+	// which some of them open on port 1883, all addresses, beside the others.
 	for _, k := range slices.Sorted(maps.Keys(s.dflt.opts)) {
-		if opensDefault[k] && (k != "protocol" || s.dflt.protocol != "mqtt") && (k != "max_connections" || s.dflt.maxConn != -1) {
+		if conf.OpensDefaultListener(k, s.dflt.opts[k].Value) {
 			s.dfltBy = append(s.dfltBy, s.dflt.opts[k])
 		}
 	}

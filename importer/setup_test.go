@@ -9,10 +9,7 @@ import (
 
 func listenersOf(t *testing.T, text string) string {
 	t.Helper()
-	ds, err := conf.SplitLines("m.conf", strings.NewReader(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := conf.Read("m.conf", []byte(text)).Directives()
 	s, err := readSetup(ds)
 	if err != nil {
 		t.Fatal(err)

@@ -71,19 +71,6 @@ var (
 	userNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.@-]*$`)
 )
 
-// knownDefaults are Mosquitto options mqttgen does not render, with the
-// value that means the same as leaving them out.
-var knownDefaults = map[string]string{
-	"autosave_on_changes": "false", "upgrade_outgoing_qos": "false", "allow_duplicate_messages": "false",
-	"retain_available": "true", "sys_interval": "10", "allow_zero_length_clientid": "true",
-	"check_retain_source": "false", "set_tcp_nodelay": "false", "queue_qos0_messages": "false",
-	"max_queued_bytes": "0", "max_inflight_bytes": "0", "memory_limit": "0", "max_qos": "2",
-	"persistent_client_expiration": "", "websockets_log_level": "0", "log_facility": "",
-	"clientid_prefixes": "", "auto_id_prefix": "auto-", "use_username_as_clientid": "false",
-	"use_identity_as_username": "false", "use_subject_as_username": "false", "bridge_insecure": "false",
-	"try_private": "true", "start_type": "automatic", "mount_point": "", "max_topic_alias": "10",
-}
-
 // harmless are options whose value only places files or names the process:
 // mqttgen decides those itself.
 var harmless = map[string]string{
@@ -231,9 +218,11 @@ func (t *translator) listeners() {
 		}
 		w.line(0, "}")
 		maxConn[norm(l.maxConn)] = true
-		for _, k := range []string{"use_identity_as_username", "use_subject_as_username", "capath", "ciphers", "ciphers_tls1.3", "crlfile", "dhparamfile", "mount_point", "http_dir", "socket_domain", "use_username_as_clientid", "max_qos", "max_topic_alias", "psk_hint", "allow_zero_length_clientid", "auto_id_prefix", "bind_interface", "websockets_log_level", "websockets_headers_size"} {
-			if d, ok := l.opts[k]; ok {
-				t.other(d)
+		for _, k := range slices.Sorted(maps.Keys(l.opts)) {
+			switch k {
+			case "protocol", "certfile", "keyfile", "cafile", "require_certificate", "tls_version", "max_connections", "bind_address":
+			default:
+				t.other(l.opts[k])
 			}
 		}
 		if d, ok := l.opts["cafile"]; ok && !l.requireCert {
@@ -722,11 +711,6 @@ func (t *translator) bridges() {
 			switch k {
 			case "address", "addresses", "bridge_cafile", "bridge_capath", "bridge_protocol_version", "remote_clientid", "remote_username", "remote_password", "cleansession":
 				continue
-			case "bridge_tls_version":
-				if b.optsAt[k].Value == "tlsv1.2" {
-					t.note(b.optsAt[k], Dropped, "mqttgen's own: bridges speak TLS 1.2")
-					continue
-				}
 			}
 			t.other(b.optsAt[k])
 		}
@@ -753,26 +737,12 @@ func (t *translator) other(d conf.Directive) {
 		t.note(d, Dropped, "%s", why)
 		return
 	}
-	if def, ok := knownDefaults[d.Key]; ok {
-		if d.Value == def {
-			t.note(d, Dropped, "Mosquitto's default: no effect")
-		} else {
-			t.note(d, Lost, "mqttgen cannot express it")
-		}
-		return
-	}
-	if bridgeKeys[d.Key] || listenerKeys[d.Key] || lossy[d.Key] || strings.HasPrefix(d.Key, "plugin_opt_") || strings.HasPrefix(d.Key, "auth_opt_") {
+	switch {
+	case conf.IsDefault(d.Key, d.Value):
+		t.note(d, Dropped, "Mosquitto's default: no effect")
+	case !conf.Known(d.Key):
+		t.note(d, Dropped, "unknown to Mosquitto 2.0, which refuses to start with it")
+	default:
 		t.note(d, Lost, "mqttgen cannot express it")
-		return
 	}
-	t.note(d, Dropped, "unknown to Mosquitto 2.0, which refuses to start with it")
-}
-
-// lossy are Mosquitto options mqttgen cannot express, beyond those with a
-// default that means the same as leaving them out.
-var lossy = map[string]bool{
-	"plugin": true, "auth_plugin": true, "global_plugin": true, "psk_file": true, "log_facility": true,
-	"websockets_headers_size": true, "max_queued_bytes": true, "max_inflight_bytes": true,
-	"listener_allow_anonymous": true, "accept_protocol_versions": true, "global_max_clients": true,
-	"global_max_connections": true, "http_api": true, "enable_control_api": true,
 }
