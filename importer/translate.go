@@ -740,6 +740,8 @@ func (t *translator) other(d conf.Directive) {
 	switch {
 	case conf.IsDefault(d.Key, d.Value):
 		t.note(d, Dropped, "Mosquitto's default: no effect")
+	case conf.Since21(d.Key):
+		t.note(d, Lost, "a Mosquitto 2.1 option mqttgen cannot express")
 	case !conf.Known(d.Key):
 		t.note(d, Dropped, "unknown to Mosquitto 2.0, which refuses to start with it")
 	default:

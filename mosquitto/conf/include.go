@@ -97,6 +97,15 @@ func Known(option string) bool {
 		strings.HasPrefix(option, "plugin_opt_") || strings.HasPrefix(option, "auth_opt_")
 }
 
+// options21 are options Mosquitto 2.1 added (FACTS.md): 2.0 refuses to
+// start with them, 2.1 serves them.
+var options21 = set("listener_allow_anonymous", "listener_auto_id_prefix", "accept_protocol_versions",
+	"global_max_clients", "global_max_connections", "http_api", "websockets_origin", "enable_proxy_protocol",
+	"bridge_tls_use_os_certs", "persist-sqlite")
+
+// Since21 says the option is one of Mosquitto 2.1's own.
+func Since21(option string) bool { return options21[option] }
+
 // optionDefaults are Mosquitto 2.0's defaults of options mqttgen does not
 // render: the value that means the same as leaving the option out.
 var optionDefaults = map[string]string{

@@ -58,6 +58,9 @@ func TestKnownDefaults(t *testing.T) {
 			t.Errorf("%s is unknown to Mosquitto 2.0", o)
 		}
 	}
+	if !Since21("listener_allow_anonymous") || Since21("max_connections") {
+		t.Error("Since21")
+	}
 	if !IsDefault("try_private", "true") || IsDefault("try_private", "false") || IsDefault("max_connections", "-1") {
 		t.Error("IsDefault")
 	}
