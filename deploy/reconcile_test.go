@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/schema"
 )
@@ -132,7 +133,7 @@ func deployed(d *Desired) *Observed {
 		}
 		o.Containers = append(o.Containers, Container{
 			ID:        "id-" + s.Name,
-			Name:      ContainerName(d.Project, s.Name),
+			Name:      engine.ContainerName(d.Project, s.Name),
 			Service:   s.Name,
 			Image:     sp.Image,
 			ImageID:   "sha256:" + strings.Repeat("1", 64),
