@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -97,6 +98,10 @@ func TestFixtures(t *testing.T) {
 			r, err := Import(filepath.Join("testdata", fx.source), dir)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// seed0's bridge password never reaches the report or home.cue.
+			if strings.Contains(fmt.Sprint(r.Notes, r.Differences)+string(r.Home), "bridgepassword") {
+				t.Error("the bridge password is in the report or home.cue")
 			}
 			byKind := map[Kind][]string{}
 			for _, n := range r.Notes {

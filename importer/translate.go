@@ -58,8 +58,8 @@ type translator struct {
 
 func (t *translator) note(d conf.Directive, kind Kind, format string, args ...any) {
 	opt := strings.TrimSpace(d.Key + " " + d.Value)
-	if d.Key == "remote_password" {
-		opt = "remote_password ***"
+	if conf.Secret(d.Key) {
+		opt = d.Key + " ***" // the report is shareable: no secret in it
 	}
 	t.notes = append(t.notes, Note{Pos: t.rel(d.Pos()), Option: opt, Kind: kind, Action: fmt.Sprintf(format, args...)})
 }
