@@ -61,6 +61,9 @@ func (r *Result) Lost() []Note {
 // folder out (which is not touched). The proof renders the new home in a
 // temporary folder, removed before Import returns.
 func Import(src, out string) (*Result, error) {
+	if home := filepath.Join(out, "home.cue"); exists(home) {
+		return nil, fmt.Errorf("%s exists: import writes a new home only", home)
+	}
 	s, err := locate(src)
 	if err != nil {
 		return nil, err
