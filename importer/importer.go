@@ -44,6 +44,7 @@ type Result struct {
 
 	hashes, passwords, bridgePW map[string]string
 	out                         string
+	relPaths                    []string // files home.cue names relative to out
 }
 
 // Lost reports whether any line could not be expressed.
@@ -83,7 +84,7 @@ func Import(src, out string) (*Result, error) {
 		order[t.rel(d.Pos())] = i
 	}
 	sortNotes(t.notes, order)
-	r := &Result{Source: s.conf, Resolved: s.resolved, Home: t.w.bytes(), Notes: t.notes, hashes: t.hashes, passwords: t.passwords, bridgePW: t.bridgePW, out: out}
+	r := &Result{Source: s.conf, Resolved: s.resolved, Home: t.w.bytes(), Notes: t.notes, hashes: t.hashes, passwords: t.passwords, bridgePW: t.bridgePW, out: out, relPaths: t.relPaths}
 	if err := r.prove(orig); err != nil {
 		return nil, err
 	}
@@ -101,16 +102,6 @@ func (r *Result) prove(orig *loaded) error {
 	home := filepath.Join(tmp, "home")
 	if err := r.writeTo(home, ""); err != nil {
 		return err
-	}
-	// Files home.cue names relative to the output folder must resolve from
-	// the temporary copy: link what the output folder holds.
-	if entries, err := os.ReadDir(r.out); err == nil {
-		for _, e := range entries {
-			if e.Name() != "home.cue" && e.Name() != workspace.DefaultStateDir {
-				abs, _ := filepath.Abs(filepath.Join(r.out, e.Name()))
-				_ = os.Symlink(abs, filepath.Join(home, e.Name()))
-			}
-		}
 	}
 	if err := r.linkRelative(home); err != nil {
 		return err
@@ -143,37 +134,24 @@ func (r *Result) prove(orig *loaded) error {
 	return nil
 }
 
-// linkRelative makes paths home.cue names relative to the output folder
-// (certificates of the original setup) reachable from dir.
+// linkRelative makes the files home.cue names relative to the output
+// folder (the original setup's certificates) reachable from dir, the
+// proof's copy of the home.
 func (r *Result) linkRelative(dir string) error {
 	outAbs, err := filepath.Abs(r.out)
 	if err != nil {
 		return err
 	}
-	for _, line := range strings.Split(string(r.Home), "\n") {
-		for _, key := range []string{"cert_file: ", "key_file: ", "ca_file: "} {
-			i := strings.Index(line, key)
-			if i < 0 {
-				continue
-			}
-			rest := line[i+len(key):]
-			if len(rest) < 2 || rest[0] != '"' {
-				continue
-			}
-			p := rest[1 : 1+strings.IndexByte(rest[1:], '"')]
-			if filepath.IsAbs(p) {
-				continue
-			}
-			target := filepath.Join(dir, p)
-			if exists(target) {
-				continue
-			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
-			}
-			if err := os.Symlink(filepath.Join(outAbs, p), target); err != nil && !os.IsExist(err) {
-				return err
-			}
+	for _, p := range r.relPaths {
+		target := filepath.Join(dir, filepath.FromSlash(p))
+		if exists(target) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(filepath.Join(outAbs, filepath.FromSlash(p)), target); err != nil && !os.IsExist(err) {
+			return err
 		}
 	}
 	return nil

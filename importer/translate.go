@@ -54,6 +54,8 @@ type translator struct {
 
 	anonAllowed bool
 	anonPos     string
+	// relPaths are the files home.cue names relative to out.
+	relPaths []string
 }
 
 func (t *translator) note(d conf.Directive, kind Kind, format string, args ...any) {
@@ -295,6 +297,7 @@ func (t *translator) path(p string, d conf.Directive) string {
 	}
 	outAbs, _ := filepath.Abs(t.out)
 	if r, err := filepath.Rel(outAbs, abs); err == nil && !strings.HasPrefix(r, "../..") {
+		t.relPaths = append(t.relPaths, filepath.ToSlash(r))
 		return filepath.ToSlash(r)
 	}
 	return abs
