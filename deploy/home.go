@@ -5,17 +5,15 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/schema"
-	"github.com/mqttgen/mqttgen/secrets"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
 // FromHome renders a loaded home (container layout) and builds the state it
-// asks for. The probe logs in as the home's first account whose password mqttgen
-// knows (any login proves that the broker reads its passwd); the exporter's password is that of
-// monitoring.prometheus.user. The backup apply takes before it replaces the
-// broker goes to backup.dir (see backup.Location). With broker.engine
+// asks for. The probe logs in as the home's first account whose password
+// mqttgen knows (any login proves that the broker reads its passwd); the
+// exporter's password is that of monitoring.prometheus.user. The backup apply takes before it replaces the
+// broker goes to backup.dir (workspace.Home.BackupLocation). With broker.engine
 // "mqttgen" the broker's image is built from the mqttgen binary
 // BrokerBinary names, which must be static (InspectBinary).
 func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
@@ -34,23 +32,15 @@ func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, keep := backup.Location(h)
+	dir, keep := h.BackupLocation()
 	in := Input{Config: cfg, Files: files, WorkingDir: h.Dir, Now: now,
 		Backup: &BackupTarget{Dir: dir, Keep: keep, StateDir: h.Secrets.Dir}, Build: build}
 	accounts := cfg.Accounts()
-	password := func(name string) (string, error) {
-		for _, a := range accounts {
-			if a.Name == name {
-				return h.Secrets.Password(a.Name, a.Password)
-			}
-		}
-		return "", fmt.Errorf("no user or device %s", name)
-	}
 	// The probe logs in as the first account whose password mqttgen knows
 	// (an imported account keeps only its hash).
 	for i, a := range accounts {
-		pw, err := password(a.Name)
-		if errors.Is(err, secrets.ErrUnknownPassword) {
+		pw, err := h.AccountPassword(a.Name)
+		if errors.Is(err, workspace.ErrUnknownPassword) {
 			if i < len(accounts)-1 {
 				continue
 			}
@@ -63,7 +53,7 @@ func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 		break
 	}
 	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
-		if in.ExporterPassword, err = password(pr.User); err != nil {
+		if in.ExporterPassword, err = h.AccountPassword(pr.User); err != nil {
 			return nil, fmt.Errorf("monitoring.prometheus.user: %w", err)
 		}
 	}
