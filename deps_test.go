@@ -63,6 +63,12 @@ var rules = []rule{
 	{"deploy/deploytest", []string{"engine"}, nil},
 	{"status", []string{"backup", "deploy", "engine", "generators", "workspace", "pki", "mosquitto/*", "internal/*"}, nil},
 
+	// mqttgen import: reads a foreign setup (mosquitto/*) into a home
+	// (schema) and proves it by rendering it through the real pipeline
+	// (workspace); the presets' rules are generators' (one owner), the
+	// kept hashes go into the state directory through secrets.
+	{"importer", []string{"schema", "generators", "secrets", "workspace", "mosquitto/*", "internal/*"}, nil},
+
 	// Benchmarks, commands and the tests across packages.
 	{"bench", []string{"workspace", "generators", "schema", "mosquitto/*"}, nil},
 	{"cmd/*", []string{"*"}, []string{"*"}},

@@ -375,8 +375,9 @@ func ToEngine(files []File) []engine.File {
 
 // readState reads the state directory: the CA's and the server's
 // certificates and the password hashes mqttgen keeps (the same hashes as
-// the deployed passwd) always; with secrets, the private keys and the
-// generated passwords, which otherwise are listed as omitted.
+// the deployed passwd, imported ones included) always; with secrets, the
+// private keys, the generated passwords and imported bridge passwords,
+// which otherwise are listed as omitted.
 func readState(dir string, withSecrets bool) (public, secret []File, omitted []Omitted, err error) {
 	if dir == "" {
 		return nil, nil, nil, nil
@@ -399,7 +400,20 @@ func readState(dir string, withSecrets bool) (public, secret []File, omitted []O
 		}
 		return File{Path: StatePrefix + rel, Mode: st.Mode().Perm(), ModTime: st.ModTime(), Data: data}, true, nil
 	}
-	for _, rel := range []string{"certs/ca.crt", "certs/server.crt", "passwd.hashes"} {
+	// Imported hashes (password: "hash") are as public as passwd.hashes;
+	// bridge passwords moved out of an imported conf are secrets.
+	under := func(sub string) []string {
+		var out []string
+		if ents, err := os.ReadDir(filepath.Join(dir, sub)); err == nil {
+			for _, e := range ents {
+				if e.Type().IsRegular() {
+					out = append(out, sub+"/"+e.Name())
+				}
+			}
+		}
+		return out
+	}
+	for _, rel := range append([]string{"certs/ca.crt", "certs/server.crt", "passwd.hashes"}, under("hashes")...) {
 		f, ok, err := read(rel)
 		if err != nil {
 			return nil, nil, nil, err
@@ -408,14 +422,8 @@ func readState(dir string, withSecrets bool) (public, secret []File, omitted []O
 			public = append(public, f)
 		}
 	}
-	secretPaths := []string{"certs/ca.key", "certs/server.key"}
-	if ents, err := os.ReadDir(filepath.Join(dir, "passwords")); err == nil {
-		for _, e := range ents {
-			if e.Type().IsRegular() {
-				secretPaths = append(secretPaths, "passwords/"+e.Name())
-			}
-		}
-	}
+	secretPaths := append([]string{"certs/ca.key", "certs/server.key"}, under("passwords")...)
+	secretPaths = append(secretPaths, under("bridges")...)
 	for _, rel := range secretPaths {
 		f, ok, err := read(rel)
 		if err != nil {
@@ -430,7 +438,7 @@ func readState(dir string, withSecrets bool) (public, secret []File, omitted []O
 		}
 		o := Omitted{Path: f.Path}
 		switch {
-		case strings.HasPrefix(rel, "passwords/"):
+		case strings.HasPrefix(rel, "passwords/"), strings.HasPrefix(rel, "bridges/"):
 			o.Reason = "a password in plain text: only --with-secrets stores it, encrypted"
 		default:
 			o.Reason = "a private key: only --with-secrets stores it, encrypted"

@@ -212,6 +212,7 @@ func at(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 
 func (c *checker) secret(path string, s Secret) {
 	switch {
+	case s.Hash:
 	case s.Env != "" && !envNameRE.MatchString(s.Env):
 		c.errorf(path+".env", "%q is not an environment variable name", s.Env)
 	case s.Env == "" && s.File == "":

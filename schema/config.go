@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -94,6 +95,31 @@ type Anonymous struct {
 type Secret struct {
 	File string `json:"file,omitempty"`
 	Env  string `json:"env,omitempty"`
+	// Hash is `password: "hash"`: the account's hash is kept in the state
+	// directory as imported; its password is unknown.
+	Hash bool `json:"-"`
+}
+
+// HashSource is how home.cue spells a kept hash.
+const HashSource = "hash"
+
+// UnmarshalJSON reads {file: ...}, {env: ...} or "hash".
+func (s *Secret) UnmarshalJSON(data []byte) error {
+	if string(data) == `"`+HashSource+`"` {
+		*s = Secret{Hash: true}
+		return nil
+	}
+	type plain Secret
+	return json.Unmarshal(data, (*plain)(s))
+}
+
+// MarshalJSON writes what UnmarshalJSON reads.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s.Hash {
+		return []byte(`"` + HashSource + `"`), nil
+	}
+	type plain Secret
+	return json.Marshal(plain(s))
 }
 
 type User struct {
@@ -201,6 +227,32 @@ func (b Broker) ImageRef() string {
 		return "mqttgen/broker:latest"
 	}
 	return DefaultMosquittoImage
+}
+
+// ReadsLongSalts reports whether the broker reads the 64-byte salts of
+// Mosquitto 2.1's $7$ hashes: an eclipse-mosquitto image of 2.1 or later
+// (a tag "2", "latest" or none is the newest release, 2.1.x). Mosquitto 2.0
+// and the bundled broker read only 12-byte salts.
+func (b Broker) ReadsLongSalts() bool {
+	if b.Engine != EngineMosquitto {
+		return false
+	}
+	ref := b.ImageRef()
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	tag := "latest"
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		tag = ref[i+1:]
+	}
+	if tag == "latest" || tag == "2" || strings.HasPrefix(tag, "2-") {
+		return true
+	}
+	var major, minor int
+	if n, _ := fmt.Sscanf(tag, "%d.%d", &major, &minor); n < 2 {
+		return false
+	}
+	return major > 2 || (major == 2 && minor >= 1)
 }
 
 // Account is one login of the broker: a user or a device.

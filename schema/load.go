@@ -357,6 +357,8 @@ func fromCUE(err error, user cue.Value) Diagnostics {
 		g := groups[key]
 		d := Diagnostic{Pos: g.pos, Path: formatPath(g.path)}
 		switch {
+		case len(g.choices) > 0 && len(g.path) > 0 && g.path[len(g.path)-1] == "password":
+			d.Msg = fmt.Sprintf("%s is not a password source: passwords are never written in home.cue; leave password out to have one generated, or write password: file: PATH, password: env: NAME or password: \"hash\" (an imported account's kept hash)", userLiteral(user, g.path))
 		case len(g.choices) > 0:
 			d.Msg = fmt.Sprintf("%s is not allowed: use one of %s", userLiteral(user, g.path), strings.Join(dedupe(g.choices), ", "))
 		case len(g.msgs) > 0:
@@ -449,8 +451,10 @@ func explain(path []string, msg string) string {
 		return fmt.Sprintf("required field %s is missing", field)
 	case strings.Contains(msg, "incomplete value"):
 		return "missing value: " + msg
+	case field == "password" && strings.Contains(msg, "mismatched types") && path[0] == "bridges":
+		return "passwords are never written in home.cue: write password: file: PATH or password: env: NAME"
 	case field == "password" && strings.Contains(msg, "mismatched types"):
-		return "passwords are never written in home.cue: leave password out to have one generated, or write password: file: PATH or password: env: NAME"
+		return "passwords are never written in home.cue: leave password out to have one generated, or write password: file: PATH or password: env: NAME (or password: \"hash\" for an imported account's kept hash)"
 	case strings.Contains(msg, "mismatched types"):
 		// conflicting values "9001" and int (mismatched types string and int)
 		if i := strings.Index(msg, "(mismatched types "); i >= 0 {

@@ -241,3 +241,20 @@ func (c cueValue) child(name string) (cueValue, bool) {
 	}
 	return cueValue{}, false
 }
+
+func TestReadsLongSalts(t *testing.T) {
+	for image, want := range map[string]bool{
+		"": false, "eclipse-mosquitto:2.0.20": false, "eclipse-mosquitto:2.0": false,
+		"eclipse-mosquitto:2.1.2": true, "eclipse-mosquitto:2.1": true, "eclipse-mosquitto:latest": true,
+		"eclipse-mosquitto": true, "eclipse-mosquitto:2": true, "registry:5000/eclipse-mosquitto:2.0.18": false,
+		"eclipse-mosquitto:2.1.2-openssl": true, "eclipse-mosquitto:3.0": true,
+	} {
+		b := Broker{Engine: EngineMosquitto, Image: image}
+		if got := b.ReadsLongSalts(); got != want {
+			t.Errorf("%q: ReadsLongSalts = %v, want %v", image, got, want)
+		}
+	}
+	if (Broker{Engine: EngineMqttgen}).ReadsLongSalts() {
+		t.Error("the bundled broker reads only 12-byte salts")
+	}
+}

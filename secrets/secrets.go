@@ -61,6 +61,8 @@ func Source(src *schema.Secret) string {
 	switch {
 	case src == nil:
 		return "generated"
+	case src.Hash:
+		return "a kept hash"
 	case src.Env != "":
 		return "env " + src.Env
 	default:
@@ -118,9 +120,27 @@ func (s *Store) Generated(account string) (string, error) {
 	return strings.TrimSpace(string(data)), nil
 }
 
+// ErrUnknownPassword is the error of Password for an account whose hash
+// was imported and kept: mqttgen never knew its password.
+var ErrUnknownPassword = errors.New("password unknown to mqttgen")
+
+type unknownPassword struct{ msg string }
+
+func (e unknownPassword) Error() string        { return e.msg }
+func (e unknownPassword) Is(target error) bool { return target == ErrUnknownPassword }
+
 // Password returns account's password: from src when given, else the stored
-// one, generated and stored on first need.
+// one, generated and stored on first need. For a kept hash (password:
+// "hash") it is the password rotate generated, if any; until then the
+// error wraps ErrUnknownPassword.
 func (s *Store) Password(account string, src *schema.Secret) (string, error) {
+	if src != nil && src.Hash {
+		pw, err := s.Generated(account)
+		if err != nil || pw != "" {
+			return pw, err
+		}
+		return "", unknownPassword{fmt.Sprintf("the password of %s is unknown to mqttgen: only its hash was imported (kept in %s); give it a new one with `mqttgen secrets rotate %s`", account, s.keptPath(account), account)}
+	}
 	if src != nil {
 		return s.External(*src)
 	}
@@ -131,7 +151,8 @@ func (s *Store) Password(account string, src *schema.Secret) (string, error) {
 	return s.Rotate(account)
 }
 
-// Rotate stores a new random password for account and returns it.
+// Rotate stores a new random password for account and returns it. A kept
+// hash of the account is removed: the new password replaces it.
 func (s *Store) Rotate(account string) (string, error) {
 	pw, err := NewPassword()
 	if err != nil {
@@ -140,7 +161,59 @@ func (s *Store) Rotate(account string) (string, error) {
 	if err := s.ensureDir("passwords"); err != nil {
 		return "", err
 	}
-	return pw, atomicfile.Write(s.passwordPath(account), []byte(pw+"\n"), 0o600)
+	if err := atomicfile.Write(s.passwordPath(account), []byte(pw+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Remove(s.keptPath(account)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	return pw, nil
+}
+
+func (s *Store) keptPath(account string) string {
+	return filepath.Join(s.Dir, "hashes", account)
+}
+
+// KeepHash stores an imported hash of account as it is (password: "hash").
+// It is checked as Mosquitto 2.1 reads it; whether the target reads it is
+// the caller's question.
+func (s *Store) KeepHash(account, hash string) error {
+	if _, err := passwd.ParseHash21(hash); err != nil {
+		return fmt.Errorf("hash of %s: %v", account, err)
+	}
+	if err := s.ensureDir("hashes"); err != nil {
+		return err
+	}
+	return atomicfile.Write(s.keptPath(account), []byte(hash+"\n"), 0o600)
+}
+
+// KeptHash returns the kept hash of account, "" when there is none.
+func (s *Store) KeptHash(account string) (string, error) {
+	p := s.keptPath(account)
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	h := strings.TrimSpace(string(data))
+	if _, err := passwd.ParseHash21(h); err != nil {
+		return "", fmt.Errorf("%s: %v", p, err)
+	}
+	return h, nil
+}
+
+// SetPassword stores password as account's own, as if generated: an
+// imported plain-text password.
+func (s *Store) SetPassword(account, password string) error {
+	if password == "" || strings.ContainsAny(password, "\n\r") {
+		return fmt.Errorf("password of %s: want one non-empty line", account)
+	}
+	if err := s.ensureDir("passwords"); err != nil {
+		return err
+	}
+	return atomicfile.Write(s.passwordPath(account), []byte(password+"\n"), 0o600)
 }
 
 // NewPassword returns 32 random URL-safe characters.

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -352,6 +353,9 @@ func sysReader(h *workspace.Home, files []generators.File) (user, password, why 
 			continue
 		}
 		pw, err := h.AccountPassword(name)
+		if errors.Is(err, workspace.ErrUnknownPassword) {
+			continue // an imported hash: try the next account
+		}
 		if err != nil {
 			return "", "", fmt.Sprintf("%s may read $SYS, but its password: %v", name, err)
 		}

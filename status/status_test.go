@@ -13,7 +13,11 @@ import (
 
 func open(t *testing.T, text string) (*workspace.Home, []generators.File) {
 	t.Helper()
-	dir := t.TempDir()
+	return openIn(t, t.TempDir(), text)
+}
+
+func openIn(t *testing.T, dir, text string) (*workspace.Home, []generators.File) {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +63,25 @@ users: {
 `)
 	if user, _, _ := sysReader(h, files); user != "zmon" {
 		t.Errorf("without monitoring: %q, want zmon", user)
+	}
+	// An imported account (its password unknown) is passed over.
+	dir := t.TempDir()
+	hash := "$7$101$qBa248uFLxgUEaNL$pX+6e4ImTa7kjpWgISiJ9ThMhUnr2IbLIYpJ7kLsCLeADWENcl3mnSPZwuhXJS2MFZtAEYS9sVRNWfIhvy+yZw=="
+	if err := os.MkdirAll(filepath.Join(dir, ".mqttgen", "hashes"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".mqttgen", "hashes", "amon"), []byte(hash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, files = openIn(t, dir, `package home
+listeners: mqtt: port: 1883
+users: {
+	amon: {password: "hash", acl: ["read $SYS/#"]}
+	zmon: acl: ["read $SYS/#"]
+}
+`)
+	if user, _, why := sysReader(h, files); user != "zmon" {
+		t.Errorf("an imported reader first: %q %q, want zmon", user, why)
 	}
 	h, files = open(t, `package home
 listeners: mqtt: port: 1883

@@ -38,6 +38,10 @@ func (h *Home) BackupLocation() (dir string, keep int) {
 	return filepath.Clean(dir), keep
 }
 
+// ErrUnknownPassword is AccountPassword's error for an imported account
+// (password: "hash"): mqttgen keeps its hash, never knew its password.
+var ErrUnknownPassword = secrets.ErrUnknownPassword
+
 // AccountPassword is the password of the user or device name, from the
 // state directory or home.cue's secret reference.
 func (h *Home) AccountPassword(name string) (string, error) {

@@ -34,21 +34,31 @@ func Init(dir string) ([]string, error) {
 		return nil, err
 	}
 	written := []string{home}
+	ignore, err := WriteGitignore(dir)
+	if err != nil || ignore == "" {
+		return written, err
+	}
+	return append(written, ignore), nil
+}
+
+// WriteGitignore makes sure dir's .gitignore keeps the state directory and
+// rendered files out of git. It returns the file's path when it wrote it.
+func WriteGitignore(dir string) (string, error) {
 	ignore := filepath.Join(dir, ".gitignore")
 	old, err := os.ReadFile(ignore)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, err
+		return "", err
 	case slices.Contains(strings.Split(string(old), "\n"), "/"+DefaultStateDir+"/"):
-		return written, nil
+		return "", nil
 	}
 	data := append(old, []byte(gitignore)...)
 	if len(old) > 0 && old[len(old)-1] != '\n' {
 		data = append(append(old, '\n'), []byte(gitignore)...)
 	}
 	if err := atomicfile.Write(ignore, data, 0o644); err != nil {
-		return nil, err
+		return "", err
 	}
-	return append(written, ignore), nil
+	return ignore, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
+	"github.com/mqttgen/mqttgen/mosquitto/passwd"
 	"github.com/mqttgen/mqttgen/pki"
 	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/secrets"
@@ -110,10 +111,10 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		in.Layout = generators.LocalLayout(opts.Out, runAs)
 	}
 
-	var problems schema.Diagnostics
+	kept, problems := h.KeptHashes()
 	passwords := map[string]string{}
 	for _, a := range cfg.Accounts() {
-		if a.Password == nil {
+		if a.Password == nil || a.Password.Hash {
 			continue
 		}
 		pw, err := h.Secrets.External(*a.Password)
@@ -151,7 +152,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 	}
 
 	for _, a := range cfg.Accounts() {
-		if a.Password != nil {
+		if _, ok := kept[a.Name]; ok || (a.Password != nil && !a.Password.Hash) {
 			continue
 		}
 		pw, err := h.Secrets.Password(a.Name, nil)
@@ -164,6 +165,9 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 	in.Hashes, err = h.Secrets.Hashes(passwords, cfg.Broker.PasswordIterations)
 	if err != nil {
 		return nil, err
+	}
+	for name, hash := range kept {
+		in.Hashes[name] = hash
 	}
 
 	switch {
@@ -178,6 +182,53 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		in.Certs = &generators.Certs{ServerCert: b.ServerCert, ServerKey: b.ServerKey, CA: b.CACert, ClientCA: b.CACert}
 	}
 	return generators.Render(cfg, in)
+}
+
+// KeptHashes returns the kept hash of each account with password: "hash"
+// that has not been rotated since (a rotated one has a generated password).
+// A missing hash, or a 64-byte salt (Mosquitto 2.1's) where the broker is
+// Mosquitto 2.0 or the bundled broker, is an error at the account's
+// password: 2.0 would drop the user, with only a line in its log.
+func (h *Home) KeptHashes() (map[string]string, schema.Diagnostics) {
+	cfg := h.Config
+	kept := map[string]string{}
+	var problems schema.Diagnostics
+	for _, a := range cfg.Accounts() {
+		if a.Password == nil || !a.Password.Hash {
+			continue
+		}
+		path := accountPath(a, "password")
+		if pw, err := h.Secrets.Generated(a.Name); err != nil {
+			problems = append(problems, cfg.Errorf(path, "%v", err))
+			continue
+		} else if pw != "" {
+			continue
+		}
+		hash, err := h.Secrets.KeptHash(a.Name)
+		switch {
+		case err != nil:
+			problems = append(problems, cfg.Errorf(path, "%v", err))
+		case hash == "":
+			problems = append(problems, cfg.Errorf(path, "no kept hash of %s in %s: import the setup again with mqttgen import, or give it a new password with `mqttgen secrets rotate %s`", a.Name, filepath.Join(h.Secrets.Dir, "hashes"), a.Name))
+		case !cfg.Broker.ReadsLongSalts() && longSalt(hash):
+			problems = append(problems, cfg.Errorf(path, "the kept hash of %s has a 64-byte salt (Mosquitto 2.1's), which %s cannot read: it would drop the user. Run Mosquitto 2.1 (broker.image: \"eclipse-mosquitto:2.1.2\"), or give %s a new password with `mqttgen secrets rotate %s`", a.Name, brokerName(cfg), a.Name, a.Name))
+		default:
+			kept[a.Name] = hash
+		}
+	}
+	return kept, problems
+}
+
+func longSalt(hash string) bool {
+	p, err := passwd.ParseHash21(hash)
+	return err == nil && p.LongSalt()
+}
+
+func brokerName(cfg *schema.Config) string {
+	if cfg.Broker.Engine == schema.EngineMqttgen {
+		return "the bundled broker (engine \"mqttgen\")"
+	}
+	return "Mosquitto 2.0 (" + cfg.Broker.ImageRef() + ")"
 }
 
 func accountPath(a schema.Account, field string) string {

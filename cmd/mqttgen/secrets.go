@@ -44,7 +44,8 @@ or reads it from where home.cue says (password: file: PATH or env: NAME).`,
 		Short: "Replace a generated password",
 		Long: `rotate replaces a generated password in the state directory. The new password
 takes effect at the next render (and apply); it is not printed: use
-"mqttgen secrets show USER" to hand it to the client.`,
+"mqttgen secrets show USER" to hand it to the client. For an imported account
+(password: "hash") it replaces the kept hash with a generated password.`,
 		Example: `  mqttgen secrets rotate zigbee2mqtt && mqttgen render -o out`,
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,7 +53,7 @@ takes effect at the next render (and apply); it is not printed: use
 			if err != nil {
 				return err
 			}
-			if account.Password != nil {
+			if account.Password != nil && !account.Password.Hash {
 				return fmt.Errorf("the password of %s comes from %s: change it there", account.Name, secrets.Source(account.Password))
 			}
 			if _, err := h.Secrets.Rotate(account.Name); err != nil {

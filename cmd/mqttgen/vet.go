@@ -14,8 +14,9 @@ func newVetCmd(g *globals) *cobra.Command {
 default the working directory) against mqttgen's schema. Each problem is printed
 on its own line as file:line:col: field: what is wrong and the fix. It also reads
 the certificate and key files the home names and checks that each holds what it
-must (a CA file certificates only). Warnings do not fail the check. Exit status:
-0 valid, 1 not.`,
+must (a CA file certificates only). Accounts with password: "hash" (imported)
+must have their hash in the state directory, in a form the broker reads.
+Warnings do not fail the check. Exit status: 0 valid, 1 not.`,
 		Example: `  mqttgen vet                 # the home in this folder
   mqttgen vet home.cue`,
 		Args: cobra.MaximumNArgs(1),
@@ -24,11 +25,12 @@ must (a CA file certificates only). Warnings do not fail the check. Exit status:
 			if err != nil {
 				return err
 			}
-			diags := h.Warnings
-			if files := h.CheckFiles(); len(files) > 0 {
-				return files
+			problems := h.CheckFiles()
+			_, kept := h.KeptHashes()
+			if problems = append(problems, kept...); len(problems) > 0 {
+				return problems
 			}
-			printWarnings(cmd.ErrOrStderr(), diags)
+			printWarnings(cmd.ErrOrStderr(), h.Warnings)
 			return nil
 		},
 	}

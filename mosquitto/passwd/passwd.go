@@ -25,7 +25,10 @@ import (
 
 const (
 	saltLen = 12 // Mosquitto 2.0 refuses any other length, for $6$ and $7$ alike
-	keyLen  = 64
+	// LongSaltLen is the salt 2.1's mosquitto_passwd writes into $7$ hashes;
+	// 2.1 reads it, 2.0 drops the user.
+	LongSaltLen = 64
+	keyLen      = 64
 	// maxIterations is the largest count Mosquitto 2.0 reads (a C int).
 	maxIterations = math.MaxInt32
 )
@@ -59,15 +62,29 @@ func hash7(password string, salt []byte, iterations int) (string, error) {
 type Parsed struct {
 	Kind       int    // 6 or 7
 	Iterations int    // $7$ only
-	Salt       []byte // always 12 bytes
+	Salt       []byte // 12 bytes (64 from ParseHash21)
 	Key        []byte // always 64 bytes
 }
+
+// LongSalt reports whether the hash has 2.1's 64-byte salt, which
+// Mosquitto 2.0 cannot read.
+func (p Parsed) LongSalt() bool { return len(p.Salt) == LongSaltLen }
 
 // ParseHash takes a $6$ or $7$ hash apart, refusing what Mosquitto 2.0 cannot
 // read: a salt other than 12 bytes or a key other than 64 bytes (for both
 // kinds; the broker drops such users with "Unable to decode password salt"),
 // and an iteration count outside 1 to 2147483647.
 func ParseHash(h string) (Parsed, error) {
+	p, err := ParseHash21(h)
+	if err == nil && p.LongSalt() {
+		return Parsed{}, fmt.Errorf("salt must be %d bytes and hash %d bytes, as Mosquitto 2.0 requires (a %d-byte salt is Mosquitto 2.1's)", saltLen, keyLen, LongSaltLen)
+	}
+	return p, err
+}
+
+// ParseHash21 is ParseHash for Mosquitto 2.1, which also reads the 64-byte
+// salts its mosquitto_passwd writes into $7$ hashes.
+func ParseHash21(h string) (Parsed, error) {
 	parts := strings.Split(h, "$")
 	enc := base64.StdEncoding
 	switch {
@@ -81,7 +98,7 @@ func ParseHash(h string) (Parsed, error) {
 		if err1 != nil || err2 != nil {
 			return Parsed{}, errors.New("salt or hash is not base64")
 		}
-		if len(salt) != saltLen || len(key) != keyLen {
+		if (len(salt) != saltLen && len(salt) != LongSaltLen) || len(key) != keyLen {
 			return Parsed{}, fmt.Errorf("salt must be %d bytes and hash %d bytes, as Mosquitto 2.0 requires", saltLen, keyLen)
 		}
 		return Parsed{Kind: 7, Iterations: it, Salt: salt, Key: key}, nil
@@ -99,10 +116,10 @@ func ParseHash(h string) (Parsed, error) {
 	return Parsed{}, errors.New("not a $6$ or $7$ hash")
 }
 
-// Verify reports whether password matches the hash h ($7$ or $6$). A hash
-// ParseHash refuses matches no password.
+// Verify reports whether password matches the hash h ($7$ or $6$, 2.1's
+// 64-byte salts included). A hash ParseHash21 refuses matches no password.
 func Verify(h, password string) bool {
-	p, err := ParseHash(h)
+	p, err := ParseHash21(h)
 	if err != nil {
 		return false
 	}
@@ -180,7 +197,12 @@ func Format(entries []Entry) []byte {
 // name with leading or trailing blanks (Mosquitto trims them), a line without
 // ':' (Mosquitto skips it) and a second line for one user (Mosquitto ignores
 // it). Empty lines and lines starting with '#' are skipped.
-func Parse(r io.Reader) ([]Entry, error) {
+func Parse(r io.Reader) ([]Entry, error) { return parse(r, ParseHash) }
+
+// Parse21 is Parse for Mosquitto 2.1: hashes may have 64-byte salts.
+func Parse21(r io.Reader) ([]Entry, error) { return parse(r, ParseHash21) }
+
+func parse(r io.Reader, parseHash func(string) (Parsed, error)) ([]Entry, error) {
 	var out []Entry
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(r)
@@ -199,7 +221,7 @@ func Parse(r io.Reader) ([]Entry, error) {
 		if strings.Trim(user, blanks) != user {
 			return nil, fmt.Errorf("line %d: user %q has leading or trailing blanks, which Mosquitto strips", n, user)
 		}
-		if _, err := ParseHash(h); err != nil {
+		if _, err := parseHash(h); err != nil {
 			return nil, fmt.Errorf("line %d: user %s: %v", n, user, err)
 		}
 		if seen[user] {

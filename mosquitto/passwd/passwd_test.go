@@ -2,6 +2,7 @@ package passwd
 
 import (
 	"bytes"
+	"encoding/base64"
 	"reflect"
 	"strconv"
 	"strings"
@@ -180,5 +181,34 @@ func TestParseErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) error %q, want it to hold %q", tt.text, err, tt.want)
 		}
+	}
+}
+
+// A hash of 2.1's mosquitto_passwd (64-byte salt, password "secret", 1000
+// iterations): 2.0 cannot read it, 2.1 can, and Verify checks it.
+func TestLongSalt(t *testing.T) {
+	salt := bytes.Repeat([]byte{7}, LongSaltLen)
+	h, err := hash7("secret", salt, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseHash(h); err == nil || !strings.Contains(err.Error(), "2.1") {
+		t.Fatalf("ParseHash accepted a 64-byte salt or did not name 2.1: %v", err)
+	}
+	p, err := ParseHash21(h)
+	if err != nil || !p.LongSalt() {
+		t.Fatalf("ParseHash21 = %+v, %v", p, err)
+	}
+	if !Verify(h, "secret") || Verify(h, "Secret") {
+		t.Fatal("Verify of a 64-byte-salt hash")
+	}
+	if _, err := Parse(strings.NewReader("a:" + h + "\n")); err == nil {
+		t.Fatal("Parse accepted a 64-byte salt")
+	}
+	if e, err := Parse21(strings.NewReader("a:" + h + "\n")); err != nil || len(e) != 1 {
+		t.Fatalf("Parse21 = %v, %v", e, err)
+	}
+	if _, err := ParseHash21("$7$1000$" + base64.StdEncoding.EncodeToString(make([]byte, 16)) + "$" + base64.StdEncoding.EncodeToString(make([]byte, 64))); err == nil {
+		t.Fatal("ParseHash21 accepted a 16-byte salt")
 	}
 }
