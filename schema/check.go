@@ -36,6 +36,7 @@ func check(cfg *Config, pos *positions) Diagnostics {
 	c.persistenceAndLimits()
 	c.bridges()
 	c.backup()
+	c.expectations()
 	if !projectRE.MatchString(cfg.Deploy.Project) {
 		c.errorf("deploy.project", "%q is not a compose project name: lower-case letters, digits, '_' and '-', starting with a letter or digit", cfg.Deploy.Project)
 	}
