@@ -17,7 +17,7 @@ type Expect struct {
 	ClientID string `json:"client_id,omitempty"`
 }
 
-// Anonymous is the name expectations use for clients without a login.
+// AnonymousName is the name expectations use for clients without a login.
 const AnonymousName = "anonymous"
 
 // Topic returns the expectation's topic and whether it is about writing.
