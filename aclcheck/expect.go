@@ -1,7 +1,10 @@
 package aclcheck
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/schema"
@@ -194,6 +197,9 @@ func (h *Home) Diagnostics(results []Result) schema.Diagnostics {
 		d := h.Config.Errorf(path, "%s", Broken(r))
 		out = append(out, d)
 	}
+	slices.SortStableFunc(out, func(a, b schema.Diagnostic) int {
+		return cmp.Or(strings.Compare(a.Pos.Filename, b.Pos.Filename), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Column, b.Pos.Column))
+	})
 	return out
 }
 

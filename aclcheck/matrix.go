@@ -107,6 +107,9 @@ func (h *Home) Matrix() Matrix {
 	}
 	byRoot := map[string][]string{}
 	for t := range topics {
+		if t == "x" || strings.HasPrefix(t, "x/") {
+			continue // a filter starting with a wildcard names no root
+		}
 		root := h.root(t)
 		byRoot[root] = append(byRoot[root], t)
 	}
@@ -206,7 +209,11 @@ func (m Matrix) WriteText(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	b.WriteString("R/W: reads/writes every topic the rules name under the root; r/w: some of them; -: none\n")
-	_, err := io.WriteString(w, strings.ReplaceAll(b.String(), " \n", "\n"))
+	lines := strings.Split(b.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(w, strings.Join(lines, "\n"))
 	return err
 }
 

@@ -139,11 +139,12 @@ func (c *conn) received(payload string) bool {
 }
 
 // main is the listener expectations are checked on: the first plain
-// MQTT listener, else the first TLS one.
-func (v *run) main() (Listener, bool) {
+// MQTT listener, else the first TLS one; for anonymous clients, the first
+// of those that admits them.
+func (v *run) main(anonymous bool) (Listener, bool) {
 	for _, tls := range []bool{false, true} {
 		for _, l := range v.t.Listeners {
-			if !l.Websockets && l.TLS == tls {
+			if !l.Websockets && l.TLS == tls && (!anonymous || l.Anonymous) {
 				return l, true
 			}
 		}
@@ -210,7 +211,7 @@ func (v *run) client(ctx context.Context, who aclcheck.Who) (*conn, error) {
 	if c, ok := v.conns[key]; ok {
 		return c, nil
 	}
-	l, ok := v.main()
+	l, ok := v.main(who.Anonymous())
 	if !ok {
 		return nil, fmt.Errorf("no MQTT listener")
 	}
@@ -348,9 +349,9 @@ func (v *run) expectations(ctx context.Context, xs []aclcheck.Expectation, settl
 			}
 			continue
 		}
-		if who.Anonymous() && !v.anonymousOnMain() {
+		if _, ok := v.main(who.Anonymous()); who.Anonymous() && !ok {
 			p.check.Result, p.done = "pass", true
-			p.check.Detail = "no listener admits anonymous clients here"
+			p.check.Detail = "no listener admits anonymous clients"
 			if x.Allowed {
 				p.check.Result = "FAIL"
 			}
@@ -480,11 +481,6 @@ func (c *conn) receivedTopic(topic string) bool {
 		}
 	}
 	return false
-}
-
-func (v *run) anonymousOnMain() bool {
-	l, ok := v.main()
-	return ok && l.Anonymous
 }
 
 // wildcard is the filter watchers subscribe with: the topic's first level
