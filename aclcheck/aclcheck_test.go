@@ -215,11 +215,11 @@ func TestMatrix(t *testing.T) {
 		{"admin", "$SYS", "R-"},
 		{"lamp", "home/lamp", "rw"},
 		{"lamp", "home/sensor", "--"},
-		{"sensor", "home/sensor", "-w"},
+		{"sensor", "home/sensor", "-W"},
 		{"viewer", "home/lamp", "--"},
 		{"viewer", "home/sensor", "--"},
 		{"homeassistant", "home/lamp", "RW"},
-		{"anonymous", "public", "r-"},
+		{"anonymous", "public", "r-"}, {"tasmota1", "tasmota", "-W"},
 		{"tasmota1", "cmnd", "r-"},
 	} {
 		if got := cell(tt.as, tt.root); got != tt.want {

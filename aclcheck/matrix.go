@@ -74,7 +74,7 @@ func part(word, v string) string {
 
 // Matrix computes the matrix. Each cell decides the topics the home's
 // rules name under the root (wildcards filled in with "x", %u and %c with
-// each account's name), plus one topic no rule names (root/x).
+// each account's name).
 func (h *Home) Matrix() Matrix {
 	var whos []Who
 	for _, a := range h.Config.Accounts() {
@@ -115,9 +115,6 @@ func (h *Home) Matrix() Matrix {
 	}
 	m := Matrix{}
 	for root, list := range byRoot {
-		if root != "$SYS" {
-			list = append(list, root+"/x")
-		}
 		slices.Sort(list)
 		byRoot[root] = slices.Compact(list)
 		m.Roots = append(m.Roots, root)

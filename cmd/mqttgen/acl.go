@@ -18,6 +18,9 @@ func newACLCmd() *cobra.Command {
 broker does (Mosquitto 2.0 and the bundled broker decide alike): explain says
 whether an account may read or write a topic and which rule decides, who lists
 every account that may, matrix shows every account under every topic root.`,
+		Example: `  mqttgen acl explain hall-light home/porch-light/set --write
+  mqttgen acl who home/porch-light/set --write
+  mqttgen acl matrix --html acl.html`,
 	}
 	c.AddCommand(newACLExplainCmd(), newACLWhoCmd(), newACLMatrixCmd())
 	return c

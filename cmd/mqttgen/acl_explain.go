@@ -80,7 +80,7 @@ func printExplanation(w io.Writer, e aclcheck.Explanation) {
 
 func printRule(w io.Writer, label string, r *aclcheck.Rule) {
 	fmt.Fprintf(w, "  %s: %s\n", label, r.Line)
-	fmt.Fprintf(w, "    acl:      config/acl:%d\n", r.ACLLine)
+	fmt.Fprintf(w, "    config/acl:%d\n", r.ACLLine)
 	src := r.Source
 	if r.Preset != "" {
 		src += " (preset " + r.Preset + ")"
@@ -88,5 +88,5 @@ func printRule(w io.Writer, label string, r *aclcheck.Rule) {
 	if r.Position != "" {
 		src = r.Position + ": " + src
 	}
-	fmt.Fprintf(w, "    home.cue: %s\n", src)
+	fmt.Fprintf(w, "    %s\n", src)
 }
