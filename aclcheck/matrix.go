@@ -249,7 +249,7 @@ var pageTemplate = template.Must(template.New("matrix").Funcs(template.FuncMap{
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; }
-th, td { border: 1px solid #bbb; padding: .4em .7em; text-align: center; }
+th, td { border: 1px solid #bbb; padding: .4em .7em; text-align: center; white-space: nowrap; }
 th.as { text-align: left; }
 td.rw { background: #b7e1b0; }
 td.r { background: #cfe3f7; }
@@ -265,10 +265,10 @@ td.deny { background: #eee; color: #888; }
 <thead><tr><th class="as">account</th>{{range .M.Roots}}<th scope="col">{{.}}</th>{{end}}</tr></thead>
 <tbody>
 {{- $m := .M}}
-{{range .M.Rows}}{{$as := .As}}<tr><th class="as" scope="row">{{.As}} <span class="kind">{{.Kind}}</span></th>{{range $i, $c := .Cells}}<td class="{{class $c}}" data-as="{{$as}}" data-root="{{root $m $i}}" data-access="{{$c.Label}}" title="{{join $c.Probes}}">{{$c.Label}}</td>{{end}}</tr>
+{{range .M.Rows}}{{$as := .As}}<tr><th class="as" scope="row">{{.As}}{{if ne .Kind .As}} <span class="kind">{{.Kind}}</span>{{end}}</th>{{range $i, $c := .Cells}}<td class="{{class $c}}" data-as="{{$as}}" data-root="{{root $m $i}}" data-access="{{$c.Label}}" title="{{join $c.Probes}}">{{$c.Label}}</td>{{end}}</tr>
 {{end}}</tbody>
 </table>
-<p>Each cell decides the topics the home's rules name under the root (wildcards as "x"), with the broker's own rules. "(some)": only some of them. Hover a cell for its topics.</p>
+<p>Each cell decides, with the broker's own semantics, the topics the home's rules name under the root (wildcards as "x"); "(some)": only some of them. Hover a cell for its topics. <code>mqttgen acl explain ACCOUNT TOPIC</code> names the rule.</p>
 </body>
 </html>
 `))
