@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -110,13 +111,40 @@ func tally(r verify.Report) (passed, skipped int) {
 	return
 }
 
+// printReports writes one row per check, with a column of results per
+// engine, and the detail of the first engine where the check did not pass
+// (else of the first).
 func printReports(w io.Writer, reports []verify.Report) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENGINE\tACCOUNT\tCHECK\tRESULT\tDETAIL")
-	for _, r := range reports {
+	type row struct {
+		account, what string
+		results       []string
+		detail        string
+	}
+	var rows []*row
+	index := map[string]*row{}
+	for i, r := range reports {
 		for _, c := range r.Checks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Engine, c.Account, c.What, c.Result, c.Detail)
+			key := c.Account + "\x00" + c.What + "\x00" + c.Source
+			rw := index[key]
+			if rw == nil {
+				rw = &row{account: c.Account, what: c.What, results: make([]string, len(reports)), detail: c.Detail}
+				index[key] = rw
+				rows = append(rows, rw)
+			}
+			rw.results[i] = c.Result
+			if len(reports) > 1 && c.Result != "pass" && (i == 0 || rw.results[0] == "pass") {
+				rw.detail = c.Engine + ": " + c.Detail
+			}
 		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "ACCOUNT\tCHECK")
+	for _, r := range reports {
+		fmt.Fprint(tw, "\t"+strings.ToUpper(r.Engine))
+	}
+	fmt.Fprintln(tw, "\tDETAIL")
+	for _, rw := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rw.account, rw.what, strings.Join(rw.results, "\t"), rw.detail)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
