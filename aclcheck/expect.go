@@ -74,7 +74,8 @@ const SysProbe = "$SYS/broker/version"
 
 // BuiltIn are the expectations a home brings by its presets and devices:
 //   - a device writes its own topics and reads its commands, and never
-//     writes another device's topics;
+//     writes another device's topics (tried on the next device in name
+//     order, so that their number grows linearly);
 //   - anonymous clients never read $SYS (the broker's clients, versions
 //     and load), when a listener admits them;
 //   - a homeassistant user reads every entity's state and writes every
@@ -99,10 +100,12 @@ func (h *Home) BuiltIn() []Expectation {
 		for _, t := range d.Subscribes {
 			add(name, false, generators.DeviceTopic(cfg, name, t), true, "a device reads its own commands", path)
 		}
-		for _, other := range devices {
-			if other == name {
-				continue
-			}
+		if len(devices) > 1 {
+			// Against the next device in name order only: every device's
+			// topics and every device's rules are each tried once, and vet
+			// stays linear in the number of devices (all pairs took 100 s
+			// for 1,000 devices).
+			other := devices[(slices.Index(devices, name)+1)%len(devices)]
 			for _, t := range deviceTopics(cfg, other) {
 				add(name, true, t, false, "a device never writes another device's topics", path)
 			}
