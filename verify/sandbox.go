@@ -66,12 +66,14 @@ func StartSandbox(h *workspace.Home, engine string) (*Sandbox, error) {
 	cfg := *h.Config
 	cfg.Listeners = map[string]schema.Listener{}
 	var ls []Listener
-	for _, name := range schema.SortedKeys(h.Config.Listeners) {
+	names := schema.SortedKeys(h.Config.Listeners)
+	ports, err := freePorts(len(names))
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
 		l := h.Config.Listeners[name]
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+		port := ports[i]
 		l.Port, l.Bind = port, "127.0.0.1"
 		cfg.Listeners[name] = l
 		ls = append(ls, Listener{Name: name, Port: port, TLS: l.TLS, Websockets: l.Protocol == "websockets", Anonymous: h.Config.AnonymousOn(l)})
@@ -197,13 +199,19 @@ func (s *Sandbox) Close() error {
 	return err
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct loopback ports that are free now: each is
+// held open until all are chosen, so none is handed out twice.
+func freePorts(n int) ([]int, error) {
+	var out []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return out, nil
 }
 
 // cutPEM returns the DER bytes of the first PEM block and the rest.

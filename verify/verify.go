@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	mqttv3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/mqttgen/mqttgen/aclcheck"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
@@ -238,18 +239,20 @@ func (v *run) closeAll() {
 func (v *run) listeners(ctx context.Context) []Check {
 	var out []Check
 	for _, l := range v.t.Listeners {
-		if l.Websockets {
-			out = append(out, Check{Account: schema.AnonymousName, What: "anonymous on " + l.Name, Result: "skip", Detail: "websockets listener: not checked"})
-			continue
-		}
 		if l.TLS {
 			out = append(out, v.certificate(l))
 		}
-		c, err := v.connect(ctx, l, schema.AnonymousName, "mqttgen-verify-anon-"+v.nonce)
-		admitted := err == nil
-		if c != nil {
-			c.c.Disconnect(&paho.Disconnect{})
+		var err error
+		if l.Websockets {
+			err = v.websocketsLogin(l)
+		} else {
+			var c *conn
+			c, err = v.connect(ctx, l, schema.AnonymousName, "mqttgen-verify-anon-"+v.nonce)
+			if c != nil {
+				c.c.Disconnect(&paho.Disconnect{})
+			}
 		}
+		admitted := err == nil
 		chk := Check{Account: schema.AnonymousName, What: "anonymous on " + l.Name, Result: "pass"}
 		switch {
 		case admitted && l.Anonymous:
@@ -509,4 +512,32 @@ func aclClient(w aclcheck.Who) acl.Client {
 		return acl.Client{ClientID: w.ClientID}
 	}
 	return acl.Client{Username: w.Name, ClientID: w.ClientID}
+}
+
+// websocketsLogin logs in anonymously on a websockets listener (MQTT 3.1.1
+// over ws:// or wss://, path /mqtt as clients use it).
+func (v *run) websocketsLogin(l Listener) error {
+	scheme := "ws"
+	if l.TLS {
+		scheme = "wss"
+	}
+	opts := mqttv3.NewClientOptions().
+		AddBroker(fmt.Sprintf("%s://%s/mqtt", scheme, net.JoinHostPort(v.t.Host, strconv.Itoa(l.Port)))).
+		SetClientID("mqttgen-verify-ws-" + v.nonce).
+		SetConnectTimeout(3 * time.Second).
+		SetAutoReconnect(false).
+		SetConnectRetry(false)
+	if l.TLS {
+		opts.SetTLSConfig(&tls.Config{RootCAs: v.t.CA, ServerName: v.serverName()})
+	}
+	c := mqttv3.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(5 * time.Second) {
+		return fmt.Errorf("no CONNACK within 5 s")
+	}
+	if err := tok.Error(); err != nil {
+		return err
+	}
+	c.Disconnect(100)
+	return nil
 }

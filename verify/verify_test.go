@@ -188,3 +188,57 @@ func TestSandboxReportsWrongExpectations(t *testing.T) {
 		}
 	}
 }
+
+// TestSandboxListeners checks every listener of a home with TLS,
+// websockets and a per-listener anonymous setting on both engines; a target
+// that claims the opposite anonymous setting fails on each listener, and
+// one expecting another certificate fails the TLS check.
+func TestSandboxListeners(t *testing.T) {
+	wh := openHome(t, "testdata/listeners.cue")
+	h := aclcheck.New(wh.Config)
+	pw, err := Passwords(wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Sandboxes(context.Background(), wh, func(s *Sandbox) Report {
+		rep := Run(context.Background(), h, pw, s.Target, nil, Options{})
+		var got []string
+		for _, c := range rep.Checks {
+			got = append(got, c.What+" "+c.Result+" "+c.Detail)
+		}
+		want := []string{
+			"anonymous on mqtt pass refused (CONNACK 0x87), as the home says",
+			"tls on mqtts pass presents the rendered certificate",
+			"anonymous on mqtts pass refused (CONNACK 0x87), as the home says",
+			"anonymous on open pass admitted, as the home says",
+			"anonymous on ws pass admitted, as the home says",
+			"login pass ",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s:\n%s\nwant\n%s", s.Target.Engine, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		wrong := s.Target
+		wrong.Listeners = slices.Clone(wrong.Listeners)
+		for i := range wrong.Listeners {
+			wrong.Listeners[i].Anonymous = !wrong.Listeners[i].Anonymous
+		}
+		other, err := os.ReadFile(filepath.Join(wh.Secrets.Dir, "certs", "ca.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrong.ServerCert = other // the CA's certificate, not the server's
+		var failed int
+		for _, c := range Run(context.Background(), h, pw, wrong, nil, Options{}).Checks {
+			if c.Result == "FAIL" {
+				failed++
+			}
+		}
+		if failed != 5 {
+			t.Errorf("%s: %d checks failed against the wrong claims, want 5 (4 listeners, 1 certificate)", s.Target.Engine, failed)
+		}
+		return rep
+	}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+}

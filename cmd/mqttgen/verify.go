@@ -112,13 +112,13 @@ func tally(r verify.Report) (passed, skipped int) {
 }
 
 // printReports writes one row per check, with a column of results per
-// engine, and the detail of the first engine where the check did not pass
-// (else of the first).
+// engine and the detail; where the engines disagree, the detail of the one
+// that did not pass.
 func printReports(w io.Writer, reports []verify.Report) error {
 	type row struct {
 		account, what string
 		results       []string
-		detail        string
+		details       []string
 	}
 	var rows []*row
 	index := map[string]*row{}
@@ -127,15 +127,23 @@ func printReports(w io.Writer, reports []verify.Report) error {
 			key := c.Account + "\x00" + c.What + "\x00" + c.Source
 			rw := index[key]
 			if rw == nil {
-				rw = &row{account: c.Account, what: c.What, results: make([]string, len(reports)), detail: c.Detail}
+				rw = &row{account: c.Account, what: c.What, results: make([]string, len(reports)), details: make([]string, len(reports))}
 				index[key] = rw
 				rows = append(rows, rw)
 			}
-			rw.results[i] = c.Result
-			if len(reports) > 1 && c.Result != "pass" && (i == 0 || rw.results[0] == "pass") {
-				rw.detail = c.Engine + ": " + c.Detail
+			rw.results[i], rw.details[i] = c.Result, c.Detail
+		}
+	}
+	detail := func(rw *row) string {
+		for i, res := range rw.results {
+			if res != rw.results[0] && res != "pass" {
+				return reports[i].Engine + ": " + rw.details[i]
+			}
+			if res != rw.results[0] {
+				return reports[0].Engine + ": " + rw.details[0]
 			}
 		}
+		return rw.details[0]
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprint(tw, "ACCOUNT\tCHECK")
@@ -144,7 +152,7 @@ func printReports(w io.Writer, reports []verify.Report) error {
 	}
 	fmt.Fprintln(tw, "\tDETAIL")
 	for _, rw := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rw.account, rw.what, strings.Join(rw.results, "\t"), rw.detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", rw.account, rw.what, strings.Join(rw.results, "\t"), detail(rw))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
