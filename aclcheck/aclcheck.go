@@ -39,7 +39,8 @@ type Who struct {
 // Anonymous reports whether the client has no login.
 func (w Who) Anonymous() bool { return w.Name == schema.AnonymousName }
 
-func (w Who) client() acl.Client {
+// Client is who as the acl file sees it.
+func (w Who) Client() acl.Client {
 	if w.Anonymous() {
 		return acl.Client{ClientID: w.ClientID}
 	}
@@ -141,7 +142,7 @@ func (h *Home) Explain(who Who, topic string, write bool) (Explanation, error) {
 	if write {
 		access, word = acl.Write, "write"
 	}
-	c := who.client()
+	c := who.Client()
 	d := h.ACL.File.Decide(c, topic, access)
 	e := Explanation{As: who.Name, ClientID: who.ClientID, Access: word, Topic: topic, Allowed: d.Allowed}
 	verdict := "denied"

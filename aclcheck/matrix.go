@@ -102,7 +102,7 @@ func (h *Home) Matrix() Matrix {
 			if w.Anonymous() && strings.Contains(r.Topic, "%u") {
 				continue
 			}
-			addFilter(acl.Expand(r.Topic, w.client()))
+			addFilter(acl.Expand(r.Topic, w.Client()))
 		}
 	}
 	byRoot := map[string][]string{}
@@ -135,10 +135,10 @@ func (h *Home) Matrix() Matrix {
 			var reads, writes int
 			probes := byRoot[root]
 			for _, t := range probes {
-				if f.Check(w.client(), t, acl.Read) {
+				if f.Check(w.Client(), t, acl.Read) {
 					reads++
 				}
-				if f.Check(w.client(), t, acl.Write) {
+				if f.Check(w.Client(), t, acl.Write) {
 					writes++
 				}
 			}

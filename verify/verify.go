@@ -341,7 +341,7 @@ func (v *run) expectations(ctx context.Context, xs []aclcheck.Expectation, settl
 		p.check = Check{Account: x.As, What: fmt.Sprintf("%s %s: %s", x.Access(), x.Topic, word(x.Allowed)), Source: x.Source}
 		ps = append(ps, p)
 		who := x.Who()
-		if v.t.Live && (!x.Write || x.Allowed || f.Check(aclClient(who), x.Topic, acl.Write)) {
+		if v.t.Live && (!x.Write || x.Allowed || f.Check(who.Client(), x.Topic, acl.Write)) {
 			// Live, only writes that the home denies are sent.
 			p.check.Result, p.done = "skip", true
 			switch {
@@ -371,7 +371,7 @@ func (v *run) expectations(ctx context.Context, xs []aclcheck.Expectation, settl
 			// and as the writer itself when it may.
 			for _, a := range v.h.Config.Accounts() {
 				w := aclcheck.Who{Name: a.Name, ClientID: a.Name}
-				if f.Check(aclClient(w), x.Topic, acl.Read) {
+				if f.Check(w.Client(), x.Topic, acl.Read) {
 					if c, err := v.client(ctx, w); err == nil {
 						p.watchers = append(p.watchers, c)
 					}
@@ -385,7 +385,7 @@ func (v *run) expectations(ctx context.Context, xs []aclcheck.Expectation, settl
 		}
 		for _, a := range v.h.Config.Accounts() {
 			w := aclcheck.Who{Name: a.Name, ClientID: a.Name}
-			if f.Check(aclClient(w), x.Topic, acl.Write) {
+			if f.Check(w.Client(), x.Topic, acl.Write) {
 				if c, err := v.client(ctx, w); err == nil {
 					p.actor = c
 					break
@@ -505,13 +505,6 @@ func word(allowed bool) string {
 		return "allowed"
 	}
 	return "denied"
-}
-
-func aclClient(w aclcheck.Who) acl.Client {
-	if w.Anonymous() {
-		return acl.Client{ClientID: w.ClientID}
-	}
-	return acl.Client{Username: w.Name, ClientID: w.ClientID}
 }
 
 // websocketsLogin logs in anonymously on a websockets listener (MQTT 3.1.1
