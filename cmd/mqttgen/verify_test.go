@@ -97,6 +97,19 @@ deploy: project: %q
 		t.Fatalf("watcher subscribe: %v", tok.Error())
 	}
 	watcher.Publish("control/check", 1, false, "watcher works").WaitTimeout(5 * time.Second)
+
+	// The lamp is online with its own name as client id: verify must not
+	// take its session over.
+	_, lampPW := run("secrets", "show", "lamp", homeFile)
+	lost := make(chan error, 1)
+	lampOpts := mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", port)).SetClientID("lamp").
+		SetUsername("lamp").SetPassword(strings.TrimSpace(lampPW)).SetAutoReconnect(false).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) { lost <- err })
+	lamp := mqtt.NewClient(lampOpts)
+	if tok := lamp.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("lamp: %v", tok.Error())
+	}
+	defer lamp.Disconnect(100)
 	verifyMessages := func() []string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -136,6 +149,11 @@ deploy: project: %q
 	}
 	if sent < 4 || skipped < 4 {
 		t.Errorf("live: %d denied writes sent, %d allowed ones skipped; want at least 4 of each", sent, skipped)
+	}
+	select {
+	case err := <-lost:
+		t.Errorf("the household's lamp lost its connection during verify --live: %v", err)
+	default:
 	}
 	if r, ok, err := verify.LastPassed(stateDir, project); err != nil || !ok || time.Since(r.PassedAt) > time.Minute {
 		t.Errorf("the passing live run is not recorded: %+v %v %v", r, ok, err)
