@@ -338,7 +338,6 @@ type probe struct {
 	watchers []*conn // subscribers that may read the topic
 	reader   *conn   // for reads: the account under test
 	puback   byte
-	sent     bool
 	done     bool
 }
 
@@ -443,7 +442,7 @@ func (v *run) expectations(ctx context.Context, xs []aclcheck.Expectation, settl
 			p.check.Result, p.check.Detail, p.done = "FAIL", "publish: "+err.Error(), true
 			continue
 		}
-		p.sent, p.puback = true, resp.ReasonCode
+		p.puback = resp.ReasonCode
 	}
 	time.Sleep(settle)
 	for _, p := range ps {
