@@ -3,7 +3,7 @@
 
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt systemd
+APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt systemd chromium
 BIN     := bin/mqttgen
 EXAMPLE ?= examples/minimal
 
@@ -22,7 +22,8 @@ run: build
 	$(BIN) serve $(EXAMPLE)
 
 # Debian's packages the tests run against: the real Mosquitto broker and
-# clients, the paho client Home Assistant uses, and systemd-analyze.
+# clients, the paho client Home Assistant uses, systemd-analyze, and
+# Chromium, which opens `acl matrix --html` headless.
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -69,6 +69,13 @@ var rules = []rule{
 	// kept hashes go into the state directory through secrets.
 	{"importer", []string{"schema", "generators", "secrets", "workspace", "mosquitto/*", "internal/*"}, nil},
 
+	// ACLs a household can test: aclcheck decides expectations on the acl
+	// the generators render (with each rule's origin in home.cue); verify
+	// proves them on a real broker, so it may run the bundled one in a
+	// sandbox (broker) beside Mosquitto, from the files workspace renders.
+	{"aclcheck", []string{"schema", "generators", "mosquitto/*"}, nil},
+	{"verify", []string{"aclcheck", "broker", "schema", "generators", "workspace", "mosquitto/*", "internal/*"}, nil},
+
 	// Benchmarks, commands and the tests across packages.
 	{"bench", []string{"workspace", "generators", "schema", "mosquitto/*"}, nil},
 	{"cmd/*", []string{"*"}, []string{"*"}},

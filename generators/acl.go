@@ -16,47 +16,113 @@ import (
 // about it; it is written as the same topic rule in the anonymous section and
 // in every account's section, which means exactly the same.
 func ACL(cfg *schema.Config) (File, error) {
-	var everyone, patterns []acl.Rule
-	for _, r := range mustRules(cfg.Patterns, true) {
-		if strings.Contains(r.Topic, "%u") || strings.Contains(r.Topic, "%c") {
-			patterns = append(patterns, r)
-		} else {
-			everyone = append(everyone, r)
-		}
-	}
-	f := &acl.File{
-		Anonymous: append(mustRules(cfg.Anonymous.ACL, false), everyone...),
-		Patterns:  patterns,
-	}
-	for _, a := range cfg.Accounts() {
-		rules := append(AccountRules(cfg, a.Name), everyone...)
-		if len(rules) > 0 {
-			f.Users = append(f.Users, acl.Section{User: a.Name, Rules: rules})
-		}
-	}
+	f := ACLFile(cfg).File
 	if err := f.Validate(); err != nil {
 		return File{}, fmt.Errorf("acl: %w", err)
 	}
 	return File{Path: "config/acl", Mode: secretMode, Data: f.Format()}, nil
 }
 
+// Origin is where a rendered rule comes from in home.cue: the path of the
+// field (users.admin.acl[0], devices.lamp.publishes[1], patterns[0],
+// anonymous.acl[2], users.ha.preset) and, for a preset's rule, the preset.
+type Origin struct {
+	Path   string
+	Preset string
+}
+
+// SourcedACL is the acl file with the origin of every rule, in the same
+// shape as the file: Anonymous[i] is the origin of File.Anonymous[i],
+// Patterns[i] of File.Patterns[i], Users[k][j] of File.Users[k].Rules[j].
+type SourcedACL struct {
+	File      *acl.File
+	Anonymous []Origin
+	Patterns  []Origin
+	Users     [][]Origin
+}
+
+// Origin returns the origin of the rule at r.
+func (s *SourcedACL) Origin(r acl.Ref) Origin {
+	switch {
+	case r.Pattern:
+		return s.Patterns[r.Index]
+	case r.Section < 0:
+		return s.Anonymous[r.Index]
+	}
+	return s.Users[r.Section][r.Index]
+}
+
+// ACLFile is what ACL renders, before formatting, with every rule's origin.
+func ACLFile(cfg *schema.Config) *SourcedACL {
+	var everyone, patterns sourced
+	for i, r := range mustRules(cfg.Patterns, true) {
+		o := Origin{Path: schema.Path("patterns", i)}
+		if strings.Contains(r.Topic, "%u") || strings.Contains(r.Topic, "%c") {
+			patterns.add(r, o)
+		} else {
+			everyone.add(r, o)
+		}
+	}
+	var anon sourced
+	for i, r := range mustRules(cfg.Anonymous.ACL, false) {
+		anon.add(r, Origin{Path: schema.Path("anonymous", "acl", i)})
+	}
+	anon.append(everyone)
+	s := &SourcedACL{File: &acl.File{Anonymous: anon.rules, Patterns: patterns.rules}, Anonymous: anon.origins, Patterns: patterns.origins}
+	for _, a := range cfg.Accounts() {
+		own := accountRules(cfg, a.Name)
+		own.append(everyone)
+		if len(own.rules) > 0 {
+			s.File.Users = append(s.File.Users, acl.Section{User: a.Name, Rules: own.rules})
+			s.Users = append(s.Users, own.origins)
+		}
+	}
+	return s
+}
+
+// sourced is a list of rules and their origins.
+type sourced struct {
+	rules   []acl.Rule
+	origins []Origin
+}
+
+func (s *sourced) add(r acl.Rule, o Origin) {
+	s.rules = append(s.rules, r)
+	s.origins = append(s.origins, o)
+}
+
+func (s *sourced) append(o sourced) {
+	s.rules = append(s.rules, o.rules...)
+	s.origins = append(s.origins, o.origins...)
+}
+
 // AccountRules are the rules of one user or device.
 func AccountRules(cfg *schema.Config, name string) []acl.Rule {
+	return accountRules(cfg, name).rules
+}
+
+func accountRules(cfg *schema.Config, name string) sourced {
+	var s sourced
 	if d, ok := cfg.Devices[name]; ok {
-		var rules []acl.Rule
-		for _, t := range d.Publishes {
-			rules = append(rules, acl.Rule{Access: acl.Write, Topic: DeviceTopic(cfg, name, t)})
+		for i, t := range d.Publishes {
+			s.add(acl.Rule{Access: acl.Write, Topic: DeviceTopic(cfg, name, t)}, Origin{Path: schema.Path("devices", name, "publishes", i)})
 		}
 		if d.Availability {
-			rules = append(rules, acl.Rule{Access: acl.Write, Topic: AvailabilityTopic(cfg, name)})
+			s.add(acl.Rule{Access: acl.Write, Topic: AvailabilityTopic(cfg, name)}, Origin{Path: schema.Path("devices", name, "availability")})
 		}
-		for _, t := range d.Subscribes {
-			rules = append(rules, acl.Rule{Access: acl.Read, Topic: DeviceTopic(cfg, name, t)})
+		for i, t := range d.Subscribes {
+			s.add(acl.Rule{Access: acl.Read, Topic: DeviceTopic(cfg, name, t)}, Origin{Path: schema.Path("devices", name, "subscribes", i)})
 		}
-		return rules
+		return s
 	}
 	u := cfg.Users[name]
-	return append(PresetRules(cfg, u.Preset, name), mustRules(u.ACL, false)...)
+	for _, r := range PresetRules(cfg, u.Preset, name) {
+		s.add(r, Origin{Path: schema.Path("users", name, "preset"), Preset: u.Preset})
+	}
+	for i, r := range mustRules(u.ACL, false) {
+		s.add(r, Origin{Path: schema.Path("users", name, "acl", i)})
+	}
+	return s
 }
 
 // DeviceTopic is <devices_topic>/<device>/<name>.

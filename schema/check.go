@@ -39,6 +39,7 @@ func check(cfg *Config, pos *positions) Diagnostics {
 	c.persistenceAndLimits()
 	c.bridges()
 	c.backup()
+	c.expectations()
 	if err := Project.Check(cfg.Deploy.Project); err != nil {
 		c.errorf("deploy.project", "%s", describe(cfg.Deploy.Project, err))
 	}

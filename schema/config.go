@@ -27,6 +27,7 @@ type Config struct {
 	Zigbee2MQTT   *Zigbee2MQTT        `json:"zigbee2mqtt,omitempty"`
 	Monitoring    Monitoring          `json:"monitoring"`
 	Deploy        Deploy              `json:"deploy"`
+	Expect        []Expect            `json:"expect"`
 
 	pos *positions
 }

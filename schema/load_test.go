@@ -109,6 +109,7 @@ func TestDefaults(t *testing.T) {
 		Bridges:    map[string]Bridge{},
 		Monitoring: Monitoring{Prometheus: Prometheus{Port: 9234, User: "exporter"}},
 		Deploy:     Deploy{Project: "mqttgen"},
+		Expect:     []Expect{},
 	}
 	cfg.pos = nil
 	if !reflect.DeepEqual(*cfg, want) {

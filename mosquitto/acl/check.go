@@ -1,6 +1,9 @@
 package acl
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Client is who asks for access.
 type Client struct {
@@ -36,21 +39,70 @@ type Client struct {
 // instead). Check is safe for concurrent use and does not allocate, except
 // for pattern filters that expand to more than 256 bytes.
 func (f *File) Check(c Client, topic string, access Access) bool {
+	return f.Decide(c, topic, access).Allowed
+}
+
+// Reason is why Decide decided as it did.
+type Reason int
+
+const (
+	// NoRule: no rule matched, so access is denied.
+	NoRule Reason = iota
+	// OwnRule: a rule of the client's own list (its user's sections, or
+	// the anonymous rules) decided.
+	OwnRule
+	// PatternRule: a pattern decided.
+	PatternRule
+	// SysWrite: publishing to $SYS is refused whatever the rules say.
+	SysWrite
+	// Shared: $share topics are refused whatever the rules say.
+	Shared
+	// WildcardName: the username or client id holds '+' or '#', so the
+	// patterns are not consulted.
+	WildcardName
+	// Invalid: the topic is empty or holds a wildcard, or the access is
+	// not Read or Write.
+	Invalid
+)
+
+// Ref is where a rule stands in a File: Section is the index into Users,
+// or -1 for the anonymous rules and the patterns; Index is the rule's
+// index in that list.
+type Ref struct {
+	Pattern bool
+	Section int
+	Index   int
+}
+
+// Decision is Decide's verdict and the rule that made it.
+type Decision struct {
+	Allowed bool
+	Reason  Reason
+	// Rule and At are the deciding rule (a pattern unexpanded) when Reason
+	// is OwnRule or PatternRule.
+	Rule Rule
+	At   Ref
+}
+
+// Decide is Check with its reason: the rule that decided, or why none did.
+// It follows the same steps as Check, in the same order, and does not
+// allocate either.
+func (f *File) Decide(c Client, topic string, access Access) Decision {
 	if (access != Read && access != Write) || topic == "" || strings.ContainsAny(topic, "+#") {
-		return false
+		return Decision{Reason: Invalid}
 	}
 	if topic[0] == '$' {
 		switch {
 		case strings.HasPrefix(topic, "$SYS"):
 			if access == Write && !matchFilter("$SYS/broker/connection/+/state", topic) {
-				return false
+				return Decision{Reason: SysWrite}
 			}
 		case strings.HasPrefix(topic, "$share"):
-			return false
+			return Decision{Reason: Shared}
 		}
 	}
 	x := f.index()
-	var own []Rule
+	var own []entry
 	if c.Username == "" {
 		own = x.anonymous
 	} else {
@@ -62,12 +114,14 @@ func (f *File) Check(c Client, topic string, access Access) bool {
 			continue
 		}
 		if matchFilter(r.Topic, topic) {
-			return r.Access&Deny == 0
+			return Decision{Allowed: r.Access&Deny == 0, Reason: OwnRule, Rule: r.Rule, At: r.at}
 		}
 	}
-	if len(x.patterns) == 0 ||
-		strings.ContainsAny(c.Username, "+#") || strings.ContainsAny(c.ClientID, "+#") {
-		return false
+	if len(x.patterns) == 0 {
+		return Decision{}
+	}
+	if strings.ContainsAny(c.Username, "+#") || strings.ContainsAny(c.ClientID, "+#") {
+		return Decision{Reason: WildcardName}
 	}
 	for i := range x.patterns {
 		p := &x.patterns[i]
@@ -82,18 +136,92 @@ func (f *File) Check(c Client, topic string, access Access) bool {
 			match = matchFilter(p.expand(buf[:0], c), topic)
 		}
 		if match {
-			return p.access&Deny == 0
+			return Decision{Allowed: p.access&Deny == 0, Reason: PatternRule, Rule: f.Patterns[p.at.Index], At: p.at}
 		}
 	}
-	return false
+	return Decision{}
+}
+
+// Rules returns the rules that apply to client c in the order Decide
+// tries them (the client's own list, deny rules first, then the patterns,
+// deny first), each with its place in the file. Patterns using %u are left
+// out for an anonymous client.
+func (f *File) Rules(c Client) []Ref {
+	x := f.index()
+	own := x.anonymous
+	if c.Username != "" {
+		own = x.users[c.Username]
+	}
+	var out []Ref
+	for _, e := range own {
+		out = append(out, e.at)
+	}
+	for _, p := range x.patterns {
+		if p.user && c.Username == "" {
+			continue
+		}
+		out = append(out, p.at)
+	}
+	return out
+}
+
+// At returns the rule at r.
+func (f *File) At(r Ref) Rule {
+	switch {
+	case r.Pattern:
+		return f.Patterns[r.Index]
+	case r.Section < 0:
+		return f.Anonymous[r.Index]
+	}
+	return f.Users[r.Section].Rules[r.Index]
+}
+
+// Expand returns a pattern's filter for client c: %u replaced by the
+// username, %c by the client id, as Decide reads it.
+func Expand(pattern string, c Client) string {
+	p := splitPattern(Rule{Topic: pattern})
+	return string(p.expand(nil, c))
+}
+
+// Line returns the line of the rule at r in the output of Format.
+func (f *File) Line(r Ref) int {
+	n := 1 // the header
+	if len(f.Anonymous) > 0 {
+		n += 2
+		if !r.Pattern && r.Section < 0 {
+			return n + 1 + r.Index
+		}
+		n += len(f.Anonymous)
+	}
+	if len(f.Patterns) > 0 {
+		n += 2
+		if r.Pattern {
+			return n + 1 + r.Index
+		}
+		n += len(f.Patterns)
+	}
+	for i, s := range f.Users {
+		n += 2
+		if i == r.Section {
+			return n + 1 + r.Index
+		}
+		n += len(s.Rules)
+	}
+	return 0
 }
 
 // index is a File prepared for Check: rules by username, deny rules first
 // in every list (as Mosquitto orders them), patterns split at %u and %c.
 type index struct {
-	anonymous []Rule
-	users     map[string][]Rule
+	anonymous []entry
+	users     map[string][]entry
 	patterns  []pattern
+}
+
+// entry is a rule of an index and its place in the file.
+type entry struct {
+	Rule
+	at Ref
 }
 
 // pattern is a pattern rule split at its placeholders: parts alternates
@@ -103,6 +231,7 @@ type pattern struct {
 	access Access
 	parts  []string
 	user   bool // uses %u, so never applies to anonymous clients
+	at     Ref
 }
 
 // expand appends the pattern's filter for client c to buf.
@@ -131,29 +260,32 @@ func (f *File) index() *index {
 }
 
 func (f *File) buildIndex() *index {
-	x := &index{anonymous: denyFirst(nil, f.Anonymous), users: map[string][]Rule{}}
-	for _, s := range f.Users {
+	x := &index{users: map[string][]entry{}}
+	refs := func(rules []Rule, section int, pattern bool) []entry {
+		out := make([]entry, len(rules))
+		for i, r := range rules {
+			out[i] = entry{r, Ref{Pattern: pattern, Section: section, Index: i}}
+		}
+		return out
+	}
+	x.anonymous = denyFirst(nil, refs(f.Anonymous, -1, false))
+	for i, s := range f.Users {
 		// Sections for one user merge; deny rules move to the front of the
 		// merged list, grants keep their order behind them.
-		x.users[s.User] = denyFirst(x.users[s.User], s.Rules)
+		x.users[s.User] = denyFirst(x.users[s.User], refs(s.Rules, i, false))
 	}
-	for _, r := range denyFirst(nil, f.Patterns) {
-		x.patterns = append(x.patterns, splitPattern(r))
+	for _, e := range denyFirst(nil, refs(f.Patterns, -1, true)) {
+		p := splitPattern(e.Rule)
+		p.at = e.at
+		x.patterns = append(x.patterns, p)
 	}
 	return x
 }
 
 // denyFirst adds rules to list, putting deny rules before the grants.
-func denyFirst(list, rules []Rule) []Rule {
-	var deny, grant []Rule
-	for _, r := range list {
-		if r.Access&Deny != 0 {
-			deny = append(deny, r)
-		} else {
-			grant = append(grant, r)
-		}
-	}
-	for _, r := range rules {
+func denyFirst(list, rules []entry) []entry {
+	var deny, grant []entry
+	for _, r := range slices.Concat(list, rules) {
 		if r.Access&Deny != 0 {
 			deny = append(deny, r)
 		} else {
