@@ -12,6 +12,7 @@ import (
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
+	"github.com/mqttgen/mqttgen/schema"
 )
 
 // loaded is a setup with the files it names read: what the broker serves.
@@ -275,7 +276,7 @@ func (l *loaded) effective(topics, users []string) facts {
 		pers = fmt.Sprintf("on, autosave every %ds", s.autosaveInterval)
 	}
 	f["persistence"] = pers
-	f["max_packet_size"] = fmt.Sprint(s.maxPacket)
+	f["max_packet_size"] = fmt.Sprint(effectivePacketLimit(s.maxPacket))
 	f["max_queued_messages"] = fmt.Sprint(s.maxQueued)
 	f["max_inflight_messages"] = fmt.Sprint(s.maxInflight)
 	f["max_keepalive"] = fmt.Sprint(s.keepalive)
@@ -456,4 +457,14 @@ func compare(orig, now facts) []Difference {
 func short(h string) string {
 	sum := sha256.Sum256([]byte(h))
 	return hex.EncodeToString(sum[:4])
+}
+
+// effectivePacketLimit is the limit the proof compares: a setup without one
+// gets mqttgen's default, which the report names as tightened, not as a
+// difference.
+func effectivePacketLimit(n int) int {
+	if n == 0 || n > 255*1024*1024 {
+		return schema.DefaultMaxPacketSize
+	}
+	return n
 }

@@ -26,9 +26,13 @@ const (
 	Dropped
 	// Lost: not expressible in home.cue; the new home behaves otherwise.
 	Lost
+	// Tightened: the original leaves a limit off that mqttgen always sets
+	// (docs/security.md); the new home refuses what only an attacker sends,
+	// so this is reported, not a loss.
+	Tightened
 )
 
-func (k Kind) String() string { return [...]string{"translated", "dropped", "lost"}[k] }
+func (k Kind) String() string { return [...]string{"translated", "dropped", "lost", "tightened"}[k] }
 
 // Note is what import did with one line of the original setup.
 type Note struct {
@@ -571,16 +575,16 @@ func (t *translator) settings() {
 
 	w.blank()
 	w.line(0, "limits: {")
-	if s.maxPacketAt != nil {
-		switch n := s.maxPacket; {
-		case n == 0:
-		case n < 1024:
-			t.note(*s.maxPacketAt, Lost, "%d bytes cuts off any client whose CONNECT with its credentials is larger; mqttgen's smallest is 1KiB, so no limit is set", n)
-		case n > 255*1024*1024:
-			t.note(*s.maxPacketAt, Dropped, "at least MQTT's largest packet: no limit")
-		default:
-			w.line(1, fmt.Sprintf("max_packet_size: \"%dB\"", n), s.maxPacketAt.Pos())
-		}
+	tightened := fmt.Sprintf("the new home has mqttgen's default max_packet_size of %d bytes, so no client can make the broker buffer up to 256 MiB before it logs in (docs/security.md); set limits.max_packet_size for larger messages", schema.DefaultMaxPacketSize)
+	switch n := s.maxPacket; {
+	case s.maxPacketAt == nil:
+		t.notes = append(t.notes, Note{Pos: t.rel(t.l.src.conf), Option: "no max_packet_size", Kind: Tightened, Action: "Mosquitto 2.0 accepts any packet size: " + tightened})
+	case n == 0, n > 255*1024*1024:
+		t.note(*s.maxPacketAt, Tightened, "no limit: %s", tightened)
+	case n < 1024:
+		t.note(*s.maxPacketAt, Lost, "%d bytes cuts off any client whose CONNECT with its credentials is larger; mqttgen's smallest is 1KiB, so the default %d bytes is set", n, schema.DefaultMaxPacketSize)
+	default:
+		w.line(1, fmt.Sprintf("max_packet_size: \"%dB\"", n), s.maxPacketAt.Pos())
 	}
 	if s.maxQueued != 1000 {
 		w.line(1, fmt.Sprintf("max_queued_messages: %d", s.maxQueued), s.at["max_queued_messages"].Pos())
