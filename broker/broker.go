@@ -75,6 +75,9 @@ type Broker struct {
 	// CONNECT and OnConnect.
 	bridgeConns sync.Map
 	seq         atomic.Int64
+	// reloaded is when the last reload changed the rules (Unix seconds):
+	// a message routed before then is checked again at delivery.
+	reloaded atomic.Int64
 	// connMsgs is connection_messages, which a reload may change.
 	connMsgs atomic.Bool
 	stats    stats
@@ -384,6 +387,7 @@ func (b *Broker) reload() error {
 		b.log.logf(logWarning, "Limits and persistence options changed in %s: they take effect at the next restart.", nc.File)
 	}
 	b.sec.Store(sec)
+	b.reloaded.Store(time.Now().Unix())
 	for id, t := range b.tls {
 		t.cur.Store(certs[id])
 	}

@@ -51,12 +51,17 @@ type message struct {
 	Payload string
 	QoS     byte
 	Retain  bool
+	// Dup is the DUP flag, which only a redelivery may carry.
+	Dup bool
 }
 
 func (m message) String() string {
 	r := ""
 	if m.Retain {
 		r = " retained"
+	}
+	if m.Dup {
+		r += " dup"
 	}
 	return fmt.Sprintf("%s=%q q%d%s", m.Topic, m.Payload, m.QoS, r)
 }
@@ -268,7 +273,7 @@ func (c *rawClient) readLoop(r *bufio.Reader) {
 			c.count.Add(1)
 			if !c.countOnly {
 				c.mu.Lock()
-				c.msgs = append(c.msgs, message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain})
+				c.msgs = append(c.msgs, message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Dup: pk.FixedHeader.Dup})
 				c.mu.Unlock()
 			}
 			if c.noAck {
@@ -441,9 +446,15 @@ func (c *rawClient) ping() string {
 	return "pong"
 }
 
-// disconnect ends the session cleanly: no will.
+// disconnect ends the session cleanly: no will. It returns once the
+// broker has closed the connection, so that it has processed the
+// DISCONNECT before the test goes on (what is published next is queued).
 func (c *rawClient) disconnect() {
 	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	select {
+	case <-c.closed:
+	case <-time.After(2 * time.Second):
+	}
 	c.conn.Close()
 	<-c.closed
 }

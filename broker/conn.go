@@ -59,6 +59,13 @@ func newCoalescingConn(c net.Conn) *coalescingConn {
 	return cc
 }
 
+// open reports whether writes may still reach the client.
+func (c *coalescingConn) open() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && c.err == nil
+}
+
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.closed || c.err != nil {

@@ -170,6 +170,18 @@ var scenarios = []scenario{
 				r.connect(fmt.Sprintf("v%d anonymous", v), a, v, connectOpts{Clean: true})
 				r.connect(fmt.Sprintf("v%d no password", v), a, v, connectOpts{Username: str("admin"), Clean: true})
 			}
+			// Issue 11: an empty password is a password (MQTT 3.1.1 allows
+			// it), refused with the version's own code, and every refusal
+			// is logged.
+			for _, v := range []byte{4, 5} {
+				r.connect(fmt.Sprintf("v%d empty password", v), a, v, user("admin", "", fmt.Sprintf("empty%d", v)))
+				r.connect(fmt.Sprintf("v%d unknown user", v), a, v, user("mallory", "x", fmt.Sprintf("mallory%d", v)))
+				r.connect(fmt.Sprintf("v%d anonymous", v), a, v, connectOpts{ClientID: fmt.Sprintf("anon%d", v), Clean: true})
+			}
+			// Mosquitto 2.0.11 logs every refused login without the client
+			// id, which it has not taken yet.
+			time.Sleep(settle)
+			r.note("refusals logged: %d", strings.Count(r.p.log.String(), "Client <unknown> disconnected, not authorised."))
 		},
 		want: []string{
 			"v4 good: connack 0x00",
@@ -182,6 +194,13 @@ var scenarios = []scenario{
 			"v5 unknown user: connack 0x87",
 			"v5 anonymous: connack 0x87",
 			"v5 no password: connack 0x87",
+			"v4 empty password: connack 0x05",
+			"v4 unknown user: connack 0x05",
+			"v4 anonymous: connack 0x05",
+			"v5 empty password: connack 0x87",
+			"v5 unknown user: connack 0x87",
+			"v5 anonymous: connack 0x87",
+			"refusals logged: 14",
 		},
 	},
 	{
@@ -432,6 +451,115 @@ var scenarios = []scenario{
 			`v5 receives: [alice/live="x" q1]`,
 			`retained after restart: 0x01 [alice/ret="kept" q1 retained]`,
 			"v3 clean start: connack 0x00",
+		},
+	},
+	{
+		// Issue 11: a session belongs to its user. alice takes over the
+		// session of admin's phone by its client id; Mosquitto resumes it
+		// but filters every queued message through alice's read rules.
+		name: "sessions across users",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 4, user("admin", "admin-pw", "admin"))
+			for _, v := range []byte{4, 5} {
+				id := fmt.Sprintf("phone%d", v)
+				o := user("admin", "admin-pw", id)
+				o.Clean, o.SessionExpiry = false, 3600
+				ph := r.connect(fmt.Sprintf("v%d admin's phone", v), a, v, o)
+				r.note("subscribe home/# alice/#: %s", ph.subscribe(1, "home/#", "alice/#"))
+				ph.disconnect()
+				for i := 1; i <= 3; i++ {
+					admin.publish("home/alarm/code", fmt.Sprint(i), 1, false)
+				}
+				admin.publish("alice/x", "queued", 1, false)
+				time.Sleep(settle)
+				oa := user("alice", "alice-pw", id)
+				oa.Clean, oa.SessionExpiry = false, 3600
+				al := r.connect(fmt.Sprintf("v%d alice with the phone's id", v), a, v, oa)
+				r.note("alice receives: %s", fmtMsgs(al.quiet(settle)))
+				al.reset()
+				admin.publish("home/alarm/code", "live", 1, false)
+				admin.publish("alice/y", "live", 1, false)
+				r.note("alice receives: %s", fmtMsgs(al.quiet(settle)))
+				al.disconnect()
+			}
+		},
+		want: []string{
+			"v4 admin's phone: connack 0x00",
+			"subscribe home/# alice/#: 0x01,0x01",
+			"v4 alice with the phone's id: connack 0x00 session present",
+			`alice receives: [alice/x="queued" q1]`,
+			`alice receives: [alice/y="live" q1]`,
+			"v5 admin's phone: connack 0x00",
+			"subscribe home/# alice/#: 0x01,0x01",
+			"v5 alice with the phone's id: connack 0x00 session present",
+			`alice receives: [alice/x="queued" q1]`,
+			`alice receives: [alice/y="live" q1]`,
+		},
+	},
+	{
+		// Issue 11: a read right revoked by SIGHUP applies to what is
+		// already queued; DUP marks only a redelivery; the client's own
+		// packet ids never collide with those of a resumed session.
+		name: "queued messages after a reload",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 4, user("admin", "admin-pw", "admin"))
+			o := user("bob", "bob-pw", "bob")
+			o.Clean = false
+			bob := r.connect("bob persistent", a, 4, o)
+			r.note("subscribe shared/#: %s", bob.subscribe(1, "shared/#"))
+			bob.disconnect()
+			admin.publish("shared/a", "1", 1, false)
+			admin.publish("shared/b", "2", 1, false)
+			time.Sleep(settle)
+			r.h.rerender(strings.Replace(stdHome, `bob: {password: file: "pw/bob", acl: ["read shared/#", `, `bob: {password: file: "pw/bob", acl: [`, 1))
+			r.p.signal(syscall.SIGHUP)
+			time.Sleep(time.Second)
+			bob = r.connect("bob after the reload", a, 4, o)
+			r.note("bob receives: %s", fmtMsgs(bob.quiet(settle)))
+			bob.disconnect()
+
+			// Redelivery: two messages sent and not acknowledged, one queued.
+			d := user("admin", "admin-pw", "redeliver")
+			d.Clean, d.NoAck = false, true
+			c := r.connect("admin persistent, not acknowledging", a, 4, d)
+			r.note("subscribe dup/#: %s", c.subscribe(1, "dup/#"))
+			admin.publish("dup/1", "sent", 1, false)
+			admin.publish("dup/2", "sent", 1, false)
+			r.note("received: %s", fmtMsgs(c.received(2, 2*time.Second)))
+			c.drop()
+			admin.publish("dup/3", "queued", 1, false)
+			time.Sleep(settle)
+			c = r.connect("admin resumes, not acknowledging", a, 4, d)
+			r.note("received: %s", fmtMsgs(c.received(3, 2*time.Second)))
+			// The client's own packet ids 1 and 2 are the broker's too.
+			r.note("subscribe dup/x: %s", c.subscribe(1, "dup/x"))
+			r.note("publish dup/p: %s", c.publish("dup/p", "p", 1, false))
+			r.note("unsubscribe dup/x: %s", c.unsubscribe("dup/x"))
+			c.drop()
+			d.NoAck = false
+			c = r.connect("admin resumes and acknowledges", a, 4, d)
+			r.note("received: %s", fmtMsgs(c.received(4, 2*time.Second)))
+			c.disconnect()
+		},
+		want: []string{
+			"bob persistent: connack 0x00",
+			"subscribe shared/#: 0x01",
+			"bob after the reload: connack 0x00 session present",
+			"bob receives: []",
+			"admin persistent, not acknowledging: connack 0x00",
+			"subscribe dup/#: 0x01",
+			`received: [dup/1="sent" q1 dup/2="sent" q1]`,
+			"admin resumes, not acknowledging: connack 0x00 session present",
+			`received: [dup/1="sent" q1 dup dup/2="sent" q1 dup dup/3="queued" q1]`,
+			"subscribe dup/x: 0x01",
+			"publish dup/p: puback 0x00",
+			"unsubscribe dup/x: ok",
+			"admin resumes and acknowledges: connack 0x00 session present",
+			`received: [dup/1="sent" q1 dup dup/2="sent" q1 dup dup/3="queued" q1 dup dup/p="p" q1 dup]`,
 		},
 	},
 	{

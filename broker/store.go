@@ -241,7 +241,7 @@ func (s *store) restore() error {
 			if cl.State.Inflight.Set(m.packet()) {
 				atomic.AddInt64(&srv.Info.Inflight, 1)
 			}
-			seq = max(seq, m.Created)
+			seq = max(seq, m.Created&^sentBit)
 		}
 	}
 	for _, m := range snap.Retained {
