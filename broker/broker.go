@@ -173,6 +173,10 @@ func (b *Broker) capabilities() *mqtt.Capabilities {
 	caps.MaximumInflight = uint16(depth)
 	caps.MaximumPacketSize = c.MaxPacketSize
 	caps.ReceiveMaximum = math.MaxUint16
+	// A PUBACK or PUBREC carries no properties of the message it answers
+	// (mochi echoes its user properties by default, which strict MQTT 5
+	// clients reject; Mosquitto sends none).
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	if e := c.PersistentClientExpiration; e > 0 {
 		caps.MaximumSessionExpiryInterval = uint32(min(e/time.Second, math.MaxUint32))
 	}

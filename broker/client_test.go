@@ -53,6 +53,8 @@ type message struct {
 	Retain  bool
 	// Dup is the DUP flag, which only a redelivery may carry.
 	Dup bool
+	// User holds MQTT 5 user properties as k=v.
+	User []string
 }
 
 func (m message) String() string {
@@ -62,6 +64,9 @@ func (m message) String() string {
 	}
 	if m.Dup {
 		r += " dup"
+	}
+	if len(m.User) > 0 {
+		r += " user[" + strings.Join(m.User, ",") + "]"
 	}
 	return fmt.Sprintf("%s=%q q%d%s", m.Topic, m.Payload, m.QoS, r)
 }
@@ -273,7 +278,11 @@ func (c *rawClient) readLoop(r *bufio.Reader) {
 			c.count.Add(1)
 			if !c.countOnly {
 				c.mu.Lock()
-				c.msgs = append(c.msgs, message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Dup: pk.FixedHeader.Dup})
+				m := message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Dup: pk.FixedHeader.Dup}
+				for _, u := range pk.Properties.User {
+					m.User = append(m.User, u.Key+"="+u.Val)
+				}
+				c.msgs = append(c.msgs, m)
 				c.mu.Unlock()
 			}
 			if c.noAck {
@@ -376,6 +385,27 @@ func (c *rawClient) publish(topic, payload string, qos byte, retain bool) string
 		return "pubrec then " + bad
 	}
 	return fmt.Sprintf("pubcomp 0x%02x", comp.ReasonCode)
+}
+
+// publishWith sends pk, a QoS 1 or 2 PUBLISH to which it gives a packet
+// id, and returns the broker's first answer (PUBACK or PUBREC) as it came,
+// or "closed" or "timeout"; a QoS 2 flow is completed.
+func (c *rawClient) publishWith(pk packets.Packet) (packets.Packet, string) {
+	pk.FixedHeader.Type = packets.Publish
+	pk.PacketID = c.id()
+	if err := c.write(pk); err != nil {
+		return packets.Packet{}, "closed"
+	}
+	typ := byte(packets.Puback)
+	if pk.FixedHeader.Qos == 2 {
+		typ = packets.Pubrec
+	}
+	ack, bad := c.await(typ, 3*time.Second)
+	if bad == "" && typ == packets.Pubrec && ack.ReasonCode < 0x80 {
+		c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pk.PacketID})
+		c.await(packets.Pubcomp, 3*time.Second)
+	}
+	return ack, bad
 }
 
 // publishN sends n QoS 1 messages without waiting between them and

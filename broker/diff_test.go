@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // The differential suite: each scenario runs against Debian's mosquitto and
@@ -560,6 +562,34 @@ var scenarios = []scenario{
 			"unsubscribe dup/x: ok",
 			"admin resumes and acknowledges: connack 0x00 session present",
 			`received: [dup/1="sent" q1 dup dup/2="sent" q1 dup dup/3="queued" q1 dup dup/p="p" q1 dup]`,
+		},
+	},
+	{
+		// Issue 18: an acknowledgement carries none of the message's user
+		// properties; the subscriber gets them unchanged.
+		name: "mqtt5 acknowledgements",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			sub := r.mustConnect(a, 5, user("admin", "admin-pw", "sub"))
+			r.note("subscribe props/#: %s", sub.subscribe(2, "props/#"))
+			pub := r.mustConnect(a, 5, user("admin", "admin-pw", "pub"))
+			props := packets.Properties{User: []packets.UserProperty{{Key: "a", Val: "2"}, {Key: "c", Val: "3"}}}
+			for q := byte(1); q <= 2; q++ {
+				ack, bad := pub.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: q}, TopicName: fmt.Sprintf("props/%d", q), Payload: []byte("x"), Properties: props})
+				r.note("q%d: type %d, reason 0x%02x, remaining length %d, user properties %d %s", q, ack.FixedHeader.Type, ack.ReasonCode, ack.FixedHeader.Remaining, len(ack.Properties.User), bad)
+			}
+			alice := r.mustConnect(a, 5, user("alice", "alice-pw", "alice5"))
+			ack, bad := alice.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}, TopicName: "props/denied", Payload: []byte("x"), Properties: props})
+			r.note("denied: type %d, reason 0x%02x, user properties %d %s", ack.FixedHeader.Type, ack.ReasonCode, len(ack.Properties.User), bad)
+			r.note("subscriber receives: %s", fmtMsgs(sub.received(2, 2*time.Second)))
+		},
+		want: []string{
+			"subscribe props/#: 0x02",
+			"q1: type 4, reason 0x00, remaining length 2, user properties 0 ",
+			"q2: type 5, reason 0x00, remaining length 2, user properties 0 ",
+			"denied: type 4, reason 0x87, user properties 0 ",
+			`subscriber receives: [props/1="x" q1 user[a=2,c=3] props/2="x" q2 user[a=2,c=3]]`,
 		},
 	},
 	{

@@ -575,6 +575,9 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		}
 	case packets.Puback, packets.Suback, packets.Unsuback, packets.Pubcomp:
 		pk.PacketID = b.clientID(cl, pk.PacketID, true)
+		if pk.FixedHeader.Type == packets.Puback && pk.ReasonCode == packets.CodeGrantedQos1.Code {
+			pk.ReasonCode = 0 // mochi's "granted QoS 1", not a PUBACK reason code
+		}
 	case packets.Pubrec:
 		done := pk.ReasonCode >= 0x80 && pk.ReasonCode != packets.ErrPacketIdentifierInUse.Code
 		pk.PacketID = b.clientID(cl, pk.PacketID, done)
