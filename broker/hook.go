@@ -95,6 +95,11 @@ func aclClient(cl *mqtt.Client) acl.Client {
 // Mosquitto acknowledges it and then drops it as an ACL denial.
 const sysPrefix = "\x00mqttgen-sys\x00"
 
+// restoreSysTopic undoes OnPacketRead's renaming of a topic.
+func restoreSysTopic(topic string) string {
+	return strings.TrimPrefix(topic, sysPrefix)
+}
+
 // noClientID stands in for the empty client id of an MQTT 3 client that
 // wants a persistent session, which OnConnect refuses.
 const noClientID = "\x00mqttgen-no-client-id"
@@ -111,8 +116,8 @@ var emptyPassword = []byte{0}
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
-		if len(pk.TopicName) >= 4 && strings.EqualFold(pk.TopicName[:4], "$SYS") {
-			pk.TopicName = sysPrefix + pk.TopicName
+		if len(pk.TopicName) >= 4 && strings.EqualFold(pk.TopicName[:4], "$SYS") || strings.HasPrefix(pk.TopicName, sysPrefix) {
+			pk.TopicName = sysPrefix + pk.TopicName // OnPublish takes it off
 		}
 		if pk.FixedHeader.Qos > 0 {
 			pk.PacketID = h.b.standIn(cl, pk.PacketID, true)
@@ -421,9 +426,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // 0x87 (not authorised).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
-	if strings.HasPrefix(pk.TopicName, sysPrefix) {
-		pk.TopicName = pk.TopicName[len(sysPrefix):]
-	}
+	pk.TopicName = restoreSysTopic(pk.TopicName)
 	if cl.Net.Inline {
 		return pk, nil
 	}
