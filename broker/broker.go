@@ -97,7 +97,9 @@ type Broker struct {
 
 type stats struct {
 	sockets, connections, expired, dropped atomic.Int64
-	publishBytesIn, publishBytesOut        atomic.Int64
+	// dropLog counts every dropped message, for the log's cadence.
+	dropLog                         atomic.Int64
+	publishBytesIn, publishBytesOut atomic.Int64
 	// inline counts the broker's own $SYS publishes, which mochi counts as
 	// received and Mosquitto does not.
 	inline atomic.Int64
@@ -229,7 +231,7 @@ func (b *Broker) Start() error {
 	tuneGC()
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities: b.capabilities(),
-		Logger:       slog.New(&slogHandler{l: b.log}),
+		Logger:       slog.New(&slogHandler{l: b.log, dropped: b.noteDrop}),
 		InlineClient: true,
 		// Deliveries queued for one client are written together up to
 		// this size (2 KiB by default: a 4 KiB message went out alone).

@@ -411,9 +411,19 @@ func (c *rawClient) publishWith(pk packets.Packet) (packets.Packet, string) {
 // publishN sends n QoS 1 messages without waiting between them and
 // returns once every PUBACK arrived, or reports how many did.
 func (c *rawClient) publishN(topic string, n int, d time.Duration) int {
+	return c.publishSized(topic, n, 0, d)
+}
+
+// publishSized is publishN with payloads of size bytes (at least the
+// message's number).
+func (c *rawClient) publishSized(topic string, n, size int, d time.Duration) int {
 	go func() {
 		for i := range n {
-			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: topic, Payload: []byte(strconv.Itoa(i))}
+			payload := []byte(strconv.Itoa(i))
+			if len(payload) < size {
+				payload = append(payload, make([]byte, size-len(payload))...)
+			}
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: topic, Payload: payload}
 			pk.PacketID = uint16(i%65535) + 1
 			if c.write(pk) != nil {
 				return

@@ -533,6 +533,7 @@ var scenarios = []scenario{
 			admin.publish("dup/2", "sent", 1, false)
 			r.note("received: %s", fmtMsgs(c.received(2, 2*time.Second)))
 			c.drop()
+			time.Sleep(settle) // the broker has seen the connection end: dup/3 is queued
 			admin.publish("dup/3", "queued", 1, false)
 			time.Sleep(settle)
 			c = r.connect("admin resumes, not acknowledging", a, 4, d)
@@ -999,6 +1000,39 @@ users: admin: {password: file: "pw/admin", acl: ["readwrite #"]}
 			"subscribe: 0x01",
 			"publishers acknowledged: 40000",
 			"subscriber received: 40000",
+		},
+	},
+	{
+		// Issue 11: a subscriber that stops reading never blocks the
+		// publishers; its queue fills to max_queued_messages and the rest
+		// of its messages are dropped. 1,020 messages of 16 KiB (its queue)
+		// are more than the socket buffers hold.
+		name: "stalled subscriber does not block publishers",
+		home: strings.Replace(stdHome, "persistence:", "limits: {max_queued_messages: 1000, max_inflight_messages: 20}\npersistence:", 1),
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			sub := r.mustConnect(a, 4, user("admin", "admin-pw", "sub"))
+			sub.countOnly = true
+			r.note("subscribe: %s", sub.subscribe(1, "slow/#"))
+			sub.gate.Lock() // the subscriber stops reading
+			p := r.mustConnect(a, 4, user("admin", "admin-pw", "pub"))
+			r.note("publisher acknowledged: %d", p.publishSized("slow/x", 5000, 16<<10, 30*time.Second))
+			other := r.mustConnect(a, 4, user("admin", "admin-pw", "other"))
+			r.note("another client: %s", other.publish("elsewhere", "x", 1, false))
+			sub.gate.Unlock()
+			deadline := time.Now().Add(10 * time.Second)
+			for sub.count.Load() < 1020 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(settle)
+			n := sub.count.Load()
+			r.note("the subscriber received its queue, not everything: %v", n >= 1020 && n < 5000)
+		},
+		want: []string{
+			"subscribe: 0x01",
+			"publisher acknowledged: 5000",
+			"another client: puback 0x00",
+			"the subscriber received its queue, not everything: true",
 		},
 	},
 	{

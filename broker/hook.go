@@ -598,6 +598,10 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if cl.Net.Inline {
 		return pk
 	}
+	cc, _ := cl.Net.Conn.(*coalescingConn)
+	if cc != nil {
+		cc.waitRoom() // mochi holds no lock here, see coalescingConn.Write
+	}
 	resent := pk.Created >= seqBase
 	if (resent || pk.Created <= b.reloaded.Load()) && pk.TopicName != "" && !b.canRead(cl, pk.TopicName) {
 		if pk.FixedHeader.Qos > 0 {
@@ -616,7 +620,7 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	// so the entry is still this message. A connection already closing
 	// (mochi closes the socket before it marks the client closed) sends
 	// nothing.
-	if cc, _ := cl.Net.Conn.(*coalescingConn); cc != nil && !cc.open() {
+	if cc != nil && !cc.open() {
 		return pk
 	}
 	if m, ok := cl.State.Inflight.Get(pk.PacketID); ok && m.FixedHeader.Type == packets.Publish && m.Created >= seqBase && m.Created&sentBit == 0 && m.TopicName == pk.TopicName {
@@ -637,8 +641,14 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 }
 
 func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	b := h.b
-	if b.stats.dropped.Add(1)%1000 == 1 {
-		b.log.logf(logNotice, "Outgoing messages are being dropped for client %s.", cl.ID)
+	h.b.stats.dropped.Add(1)
+	h.b.noteDrop(cl.ID)
+}
+
+// noteDrop logs, as Mosquitto does, that messages to a client whose queue
+// is full are dropped: once every thousand, not for each.
+func (b *Broker) noteDrop(client string) {
+	if b.stats.dropLog.Add(1)%1000 == 1 {
+		b.log.logf(logNotice, "Outgoing messages are being dropped for client %s.", client)
 	}
 }
