@@ -54,6 +54,9 @@ type Options struct {
 	// shutdownWait bounds how long Close waits for connections to end
 	// before it writes the database: 5 s. Tests shorten it.
 	shutdownWait time.Duration
+	// loginDelay is the first delay of a login after repeated failures
+	// from its address (loginThrottle): 100 ms. Tests shorten it.
+	loginDelay time.Duration
 }
 
 // Broker is one running broker.
@@ -75,6 +78,7 @@ type Broker struct {
 	// CONNECT and OnConnect.
 	bridgeConns sync.Map
 	seq         atomic.Int64
+	logins      *loginThrottle
 	// reloaded is when the last reload changed the rules (Unix seconds):
 	// a message routed before then is checked again at delivery.
 	reloaded atomic.Int64
@@ -129,11 +133,14 @@ func New(c *conf.Config, opts Options) (*Broker, error) {
 	if opts.shutdownWait == 0 {
 		opts.shutdownWait = 5 * time.Second
 	}
+	if opts.loginDelay == 0 {
+		opts.loginDelay = 100 * time.Millisecond
+	}
 	lg, err := newLogger(c, opts.Stdout, opts.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: c, opts: opts, log: lg, cache: newVerifyCache(), tls: map[string]*tlsState{}, done: make(chan struct{})}
+	b := &Broker{cfg: c, opts: opts, log: lg, cache: newVerifyCache(), tls: map[string]*tlsState{}, done: make(chan struct{}), logins: &loginThrottle{base: opts.loginDelay}}
 	b.seq.Store(seqBase)
 	b.connMsgs.Store(c.ConnectionMessages)
 	b.hook = &hook{b: b}

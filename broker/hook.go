@@ -178,11 +178,23 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.ServerKeepalive = true
 	}
 
+	addr := remoteOf(cl)
+	if st.hasUser {
+		b.logins.wait(addr, b.done)
+	}
 	sec := b.sec.Load().byListener[cl.Net.Listener]
 	if sec == nil || !sec.authenticate(b.cache, st.hasUser, st.username, st.hasPassword, st.password) {
 		b.bridgeConns.Delete(cl)
 		b.refuse(cl, packets.ErrNotAuthorized, "not authorised")
+		if st.hasUser {
+			if n, d := b.logins.failed(addr); d > 0 {
+				b.log.logf(logNotice, "%d failed logins from %s: its next login waits %v.", n, hostOf(addr), d)
+			}
+		}
 		return packets.ErrNotAuthorized
+	}
+	if st.hasUser {
+		b.logins.succeeded(addr)
 	}
 	st.authed = true
 	_, st.bridge = b.bridgeConns.LoadAndDelete(cl)
