@@ -9,6 +9,7 @@
 package broker
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -335,13 +336,65 @@ func (b *Broker) establish(id string, conn net.Conn, est listeners.EstablishFn) 
 		return // the broker is closing
 	}
 	defer b.conns.remove(cc)
-	err := est(id, cc)
+	// mochi makes a client (its queue, buffers and write loop, ~26 KiB)
+	// as soon as it has the connection: it gets it once the first packet
+	// has arrived, so that a connection that sends nothing costs only this
+	// goroutine and what it sent.
+	first, err := readFirstPacket(conn, b.cfg.MaxPacketSize)
 	var ne net.Error
+	if err != nil {
+		if errors.As(err, &ne) && ne.Timeout() {
+			b.log.logf(logNotice, "Client <unknown> has exceeded timeout, disconnecting.")
+		} else if b.log.enabled(logDebug) {
+			b.log.logf(logDebug, "Connection from %s on listener %s ended before its CONNECT: %v", conn.RemoteAddr(), id, err)
+		}
+		cc.Close()
+		return
+	}
+	cc.pending = first
+	err = est(id, cc)
 	if err != nil && strings.HasPrefix(err.Error(), "read connection: ") && errors.As(err, &ne) && ne.Timeout() {
 		b.log.logf(logNotice, "Client <unknown> has exceeded timeout, disconnecting.")
 	} else if err != nil && b.log.enabled(logDebug) {
 		b.log.logf(logDebug, "Connection from %s on listener %s ended: %v", conn.RemoteAddr(), id, err)
 	}
+}
+
+// preReadLimit is how much of a first packet is read before mochi gets
+// the connection when max_packet_size does not say: mochi reads the rest.
+const preReadLimit = 64 << 10
+
+// readFirstPacket reads the first MQTT packet of a connection: its fixed
+// header and as much of its body as arrives, up to max (or preReadLimit).
+// A malformed header ends the reading early: mochi judges the packet.
+func readFirstPacket(conn net.Conn, max uint32) ([]byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(conn, hdr[:1]); err != nil {
+		return nil, err
+	}
+	n, mul, i := 0, 1, 1
+	for ; i < len(hdr); i++ {
+		if _, err := io.ReadFull(conn, hdr[i:i+1]); err != nil {
+			return nil, err
+		}
+		n += int(hdr[i]&0x7f) * mul
+		mul *= 128
+		if hdr[i]&0x80 == 0 {
+			break
+		}
+	}
+	if i == len(hdr) {
+		return hdr[:], nil
+	}
+	limit := preReadLimit
+	if max > 0 {
+		limit = min(limit, int(max))
+	}
+	buf := bytes.NewBuffer(append(make([]byte, 0, i+1+min(n, 512)), hdr[:i+1]...))
+	if _, err := buf.ReadFrom(io.LimitReader(conn, int64(min(n, limit)))); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Reload re-reads the configuration file, then the password and acl files

@@ -39,6 +39,9 @@ type coalescingConn struct {
 	reading bool
 	closed  bool
 	err     error
+	// pending is what was read before mochi got the connection (its first
+	// packet, see Broker.establish); Read returns it first.
+	pending []byte
 }
 
 // coalesceLimit is how much may wait for the reader before a Write flushes
@@ -192,6 +195,14 @@ func (c *coalescingConn) flushLocked() error {
 }
 
 func (c *coalescingConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 { // only the reader touches it
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
 	c.mu.Lock()
 	if !c.flushing && len(c.buf) > 0 {
 		c.flushing = true
