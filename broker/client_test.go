@@ -55,6 +55,7 @@ type message struct {
 	Dup bool
 	// User holds MQTT 5 user properties as k=v.
 	User []string
+	id   uint16
 }
 
 func (m message) String() string {
@@ -86,6 +87,8 @@ type connectOpts struct {
 	WS  bool
 	// NoAck: see rawClient.noAck.
 	NoAck bool
+	// ReceiveMaximum is MQTT 5's, 0 for none.
+	ReceiveMaximum uint16
 }
 
 func str(s string) *string { return &s }
@@ -146,6 +149,9 @@ func dialMQTT(addr string, version byte, o connectOpts) (*rawClient, packets.Pac
 		pk.Connect.WillPayload = []byte(o.Will.Payload)
 		pk.Connect.WillQos = o.Will.QoS
 		pk.Connect.WillRetain = o.Will.Retain
+	}
+	if version == 5 && o.ReceiveMaximum > 0 {
+		pk.Properties.ReceiveMaximum = o.ReceiveMaximum
 	}
 	if version == 5 && o.SessionExpiry > 0 {
 		pk.Properties.SessionExpiryInterval = o.SessionExpiry
@@ -278,7 +284,7 @@ func (c *rawClient) readLoop(r *bufio.Reader) {
 			c.count.Add(1)
 			if !c.countOnly {
 				c.mu.Lock()
-				m := message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Dup: pk.FixedHeader.Dup}
+				m := message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Dup: pk.FixedHeader.Dup, id: pk.PacketID}
 				for _, u := range pk.Properties.User {
 					m.User = append(m.User, u.Key+"="+u.Val)
 				}
@@ -539,6 +545,19 @@ func (c *rawClient) quiet(d time.Duration) []message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]message(nil), c.msgs...)
+}
+
+// ackAll acknowledges every QoS 1 message received so far (for a client
+// made with NoAck).
+func (c *rawClient) ackAll() {
+	c.mu.Lock()
+	msgs := append([]message(nil), c.msgs...)
+	c.mu.Unlock()
+	for _, m := range msgs {
+		if m.QoS == 1 {
+			c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: m.id})
+		}
+	}
 }
 
 func (c *rawClient) reset() {

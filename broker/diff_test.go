@@ -594,6 +594,44 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// Issue 18: a client's Receive Maximum holds what it is sent until
+		// it acknowledges, queued messages of its session included.
+		name: "receive maximum",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 4, user("admin", "admin-pw", "admin"))
+			o := user("admin", "admin-pw", "rm")
+			o.Clean, o.SessionExpiry, o.ReceiveMaximum, o.NoAck = false, 3600, 2, true
+			c := r.connect("receive maximum 2", a, 5, o)
+			r.note("subscribe rm/#: %s", c.subscribe(1, "rm/#"))
+			c.disconnect()
+			for i := 1; i <= 3; i++ {
+				admin.publish(fmt.Sprintf("rm/%d", i), "queued", 1, false)
+			}
+			time.Sleep(settle)
+			c = r.connect("resume", a, 5, o)
+			r.note("before acknowledging: %s", fmtMsgs(c.quiet(time.Second)))
+			for i := 4; i <= 5; i++ {
+				admin.publish(fmt.Sprintf("rm/%d", i), "live", 1, false)
+			}
+			r.note("still: %d messages", len(c.quiet(settle)))
+			c.ackAll()
+			r.note("after acknowledging two, the next two came: %v", len(c.received(4, 2*time.Second)) >= 4)
+			c.ackAll()
+			r.note("after acknowledging four: %d messages", len(c.received(5, 2*time.Second)))
+		},
+		want: []string{
+			"receive maximum 2: connack 0x00",
+			"subscribe rm/#: 0x01",
+			"resume: connack 0x00 session present",
+			`before acknowledging: [rm/1="queued" q1 rm/2="queued" q1]`,
+			"still: 2 messages",
+			"after acknowledging two, the next two came: true",
+			"after acknowledging four: 5 messages",
+		},
+	},
+	{
 		name: "limits",
 		home: `listeners: mqtt: {port: {{port:mqtt}}, bind: "127.0.0.1"}
 users: admin: {password: file: "pw/admin", acl: ["readwrite #"]}

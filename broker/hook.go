@@ -38,6 +38,10 @@ type clientState struct {
 	// ids holds the client's packet ids that the broker's own in-flight
 	// messages to it already use, see standIn.
 	ids packetIDs
+	// window is the client's Receive Maximum (MQTT 5), nil without one.
+	window *sendWindow
+	// cut holds the messages of a resumed session past the window.
+	cut []packets.Packet
 }
 
 // packetIDs maps packet ids the client chose to stand-ins. MQTT gives
@@ -124,6 +128,10 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		}
 	case packets.Pubrel:
 		pk.PacketID = h.b.standIn(cl, pk.PacketID, false)
+	case packets.Puback, packets.Pubcomp, packets.Pubrec:
+		if st := h.b.state(cl); st != nil && st.window != nil && (pk.FixedHeader.Type != packets.Pubrec || pk.ReasonCode >= 0x80) {
+			st.window.release(pk.PacketID)
+		}
 	case packets.Subscribe, packets.Unsubscribe:
 		pk.PacketID = h.b.standIn(cl, pk.PacketID, true)
 	case packets.Connect:
@@ -210,6 +218,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	// an aliased message in flight without its topic, which a resumed
 	// session (new aliases) cannot resend and the read rules cannot check.
 	cl.Properties.Props.TopicAliasMaximum = 0
+	if rm := int(cl.Properties.Props.ReceiveMaximum); v5 && rm > 0 && rm < queueDepth(b.cfg) {
+		st.window = newSendWindow(rm)
+	}
 	return nil
 }
 
@@ -254,6 +265,9 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		}
 	}
 	h.b.renumber(old.State.Inflight)
+	if st := h.b.state(cl); st != nil && st.window != nil {
+		st.cut = st.window.cut(old.State.Inflight)
+	}
 }
 
 // dropInflight removes the message id from cl's messages in flight.
@@ -370,6 +384,10 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	// Taking over a session brings mochi's quota back: switch it off again
 	// and send anything mochi parked behind it.
 	cl.State.Inflight.ResetSendQuota(0)
+	if st := b.state(cl); st != nil && st.window != nil {
+		st.window.resume(cl, st.cut)
+		st.cut = nil
+	}
 	for _, m := range cl.State.Inflight.GetAll(true) {
 		m.Expiry = 0
 		cl.State.Inflight.Set(m)
@@ -403,6 +421,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	b := h.b
 	st := b.state(cl)
 	b.clients.Delete(cl)
+	if st != nil && st.window != nil {
+		st.window.close()
+	}
 	if st == nil || !st.authed || !b.connMsgs.Load() {
 		return
 	}
@@ -627,6 +648,9 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	}
 	if resent && pk.Created&sentBit == 0 {
 		pk.FixedHeader.Dup = false
+	}
+	if st := b.state(cl); st != nil && st.window != nil {
+		st.window.acquire(pk.PacketID, resent)
 	}
 	// Marked before the write: the client cannot have acknowledged it yet,
 	// so the entry is still this message. A connection already closing
