@@ -55,7 +55,11 @@ type message struct {
 	Dup bool
 	// User holds MQTT 5 user properties as k=v.
 	User []string
-	id   uint16
+	// Sub holds MQTT 5 subscription identifiers.
+	Sub []int
+	// Expiry is MQTT 5's message expiry interval, if any.
+	Expiry uint32
+	id     uint16
 }
 
 func (m message) String() string {
@@ -68,6 +72,12 @@ func (m message) String() string {
 	}
 	if len(m.User) > 0 {
 		r += " user[" + strings.Join(m.User, ",") + "]"
+	}
+	if len(m.Sub) > 0 {
+		r += fmt.Sprintf(" sub%v", m.Sub)
+	}
+	if m.Expiry > 0 {
+		r += " expiry"
 	}
 	return fmt.Sprintf("%s=%q q%d%s", m.Topic, m.Payload, m.QoS, r)
 }
@@ -89,6 +99,10 @@ type connectOpts struct {
 	NoAck bool
 	// ReceiveMaximum is MQTT 5's, 0 for none.
 	ReceiveMaximum uint16
+	// MaximumPacketSize is MQTT 5's, 0 for none.
+	MaximumPacketSize uint32
+	// NoProblemInfo sets Request Problem Information to 0.
+	NoProblemInfo bool
 }
 
 func str(s string) *string { return &s }
@@ -149,6 +163,12 @@ func dialMQTT(addr string, version byte, o connectOpts) (*rawClient, packets.Pac
 		pk.Connect.WillPayload = []byte(o.Will.Payload)
 		pk.Connect.WillQos = o.Will.QoS
 		pk.Connect.WillRetain = o.Will.Retain
+	}
+	if version == 5 && o.MaximumPacketSize > 0 {
+		pk.Properties.MaximumPacketSize = o.MaximumPacketSize
+	}
+	if version == 5 && o.NoProblemInfo {
+		pk.Properties.RequestProblemInfo, pk.Properties.RequestProblemInfoFlag = 0, true
 	}
 	if version == 5 && o.ReceiveMaximum > 0 {
 		pk.Properties.ReceiveMaximum = o.ReceiveMaximum
@@ -288,6 +308,8 @@ func (c *rawClient) readLoop(r *bufio.Reader) {
 				for _, u := range pk.Properties.User {
 					m.User = append(m.User, u.Key+"="+u.Val)
 				}
+				m.Sub = pk.Properties.SubscriptionIdentifier
+				m.Expiry = pk.Properties.MessageExpiryInterval
 				c.msgs = append(c.msgs, m)
 				c.mu.Unlock()
 			}
@@ -445,6 +467,47 @@ func (c *rawClient) publishSized(topic string, n, size int, d time.Duration) int
 		}
 	}
 	return int(c.pubacks.Load() - base)
+}
+
+// subscribeWith sends one SUBSCRIBE with these subscriptions (and a
+// subscription identifier when id > 0) and returns the SUBACK codes.
+func (c *rawClient) subscribeWith(id int, subs ...packets.Subscription) string {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: c.id(), Filters: subs}
+	if id > 0 {
+		pk.Properties.SubscriptionIdentifier = []int{id}
+	}
+	if err := c.write(pk); err != nil {
+		return "closed"
+	}
+	ack, bad := c.await(packets.Suback, 3*time.Second)
+	if bad != "" {
+		return bad
+	}
+	var codes []string
+	for _, b := range ack.ReasonCodes {
+		codes = append(codes, fmt.Sprintf("0x%02x", b))
+	}
+	return strings.Join(codes, ",")
+}
+
+// unsubscribeCodes returns the UNSUBACK's reason codes (MQTT 5).
+func (c *rawClient) unsubscribeCodes(filters ...string) string {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1}, PacketID: c.id()}
+	for _, f := range filters {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f})
+	}
+	if err := c.write(pk); err != nil {
+		return "closed"
+	}
+	ack, bad := c.await(packets.Unsuback, 3*time.Second)
+	if bad != "" {
+		return bad
+	}
+	var codes []string
+	for _, b := range ack.ReasonCodes {
+		codes = append(codes, fmt.Sprintf("0x%02x", b))
+	}
+	return strings.Join(codes, ",")
 }
 
 // subscribe returns the SUBACK codes, one per filter, like "0x01".

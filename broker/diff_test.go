@@ -632,6 +632,92 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// Issue 18: the MQTT 5 subscription and flow-control surface, as
+		// Mosquitto 2.0.11 implements it.
+		name: "mqtt5 surface",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 5, user("admin", "admin-pw", "admin"))
+			admin.publish("rh/x", "kept", 1, true)
+			time.Sleep(settle)
+			for rh := byte(0); rh <= 2; rh++ {
+				c := r.mustConnect(a, 5, user("admin", "admin-pw", fmt.Sprintf("rh%d", rh)))
+				sub := packets.Subscription{Filter: "rh/#", Qos: 1, RetainHandling: rh}
+				r.note("retain handling %d: %s %s", rh, c.subscribeWith(0, sub), fmtMsgs(c.quiet(settle)))
+				c.reset()
+				r.note("retain handling %d again: %s %s", rh, c.subscribeWith(0, sub), fmtMsgs(c.quiet(settle)))
+			}
+			rap := r.mustConnect(a, 5, user("admin", "admin-pw", "rap"))
+			r.note("retain as published, subscription identifier 7: %s", rap.subscribeWith(7, packets.Subscription{Filter: "rap/#", Qos: 1, RetainAsPublished: true}))
+			r.note("plain, subscription identifier 9: %s", rap.subscribeWith(9, packets.Subscription{Filter: "rap/+", Qos: 1}))
+			admin.publish("rap/x", "live", 1, true)
+			r.note("received: %s", sortedMsgs(rap.received(2, 2*time.Second)))
+			admin.publish("rap/x", "", 1, true)
+
+			o := user("admin", "admin-pw", "small")
+			o.MaximumPacketSize = 64
+			small := r.mustConnect(a, 5, o)
+			small.subscribe(1, "mps/#")
+			admin.publish("mps/big", strings.Repeat("x", 100), 1, false)
+			admin.publish("mps/small", "x", 1, false)
+			r.note("maximum packet size 64: %s", fmtMsgs(small.received(1, 2*time.Second)))
+
+			q := user("admin", "admin-pw", "expiry")
+			q.Clean, q.SessionExpiry = false, 3600
+			c := r.mustConnect(a, 5, q)
+			c.subscribe(1, "exp/#")
+			c.disconnect()
+			for _, e := range []uint32{1, 300} {
+				admin.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}, TopicName: fmt.Sprintf("exp/%d", e), Payload: []byte("m"), Properties: packets.Properties{MessageExpiryInterval: e}})
+			}
+			time.Sleep(2500 * time.Millisecond)
+			c = r.mustConnect(a, 5, q)
+			r.note("queued with expiry 1 s and 300 s, after 2.5 s: %s", fmtMsgs(c.received(1, 2*time.Second)))
+
+			u := r.mustConnect(a, 5, user("admin", "admin-pw", "unsub"))
+			r.note("unsubscribe from nothing: %s", u.unsubscribeCodes("none/#"))
+			u.subscribe(1, "some/#")
+			r.note("unsubscribe: %s", u.unsubscribeCodes("some/#"))
+
+			np := user("alice", "alice-pw", "noproblem")
+			np.NoProblemInfo = true
+			al := r.mustConnect(a, 5, np)
+			ack, bad := al.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}, TopicName: "denied/x", Payload: []byte("x")})
+			r.note("denied without problem information: 0x%02x reason string %q %s", ack.ReasonCode, ack.Properties.ReasonString, bad)
+
+			g1 := r.mustConnect(a, 5, user("admin", "admin-pw", "g1"))
+			g2 := r.mustConnect(a, 5, user("admin", "admin-pw", "g2"))
+			r.note("shared: %s %s", g1.subscribe(1, "$share/g/sh/#"), g2.subscribe(1, "$share/g/sh/#"))
+			for i := range 6 {
+				admin.publish(fmt.Sprintf("sh/%d", i), "m", 1, false)
+			}
+			time.Sleep(settle)
+			r.note("shared: %d delivered in all", len(g1.quiet(0))+len(g2.quiet(0)))
+		},
+		want: []string{
+			`retain handling 0: 0x01 [rh/x="kept" q1 retained]`,
+			`retain handling 0 again: 0x01 [rh/x="kept" q1 retained]`,
+			`retain handling 1: 0x01 [rh/x="kept" q1 retained]`,
+			"retain handling 1 again: 0x01 []",
+			"retain handling 2: 0x01 []",
+			"retain handling 2 again: 0x01 []",
+			"retain as published, subscription identifier 7: 0x01",
+			"plain, subscription identifier 9: 0x01",
+			`received: [rap/x="live" q1 retained sub[7] rap/x="live" q1 sub[9]]`,
+			`maximum packet size 64: [mps/small="x" q1]`,
+			`queued with expiry 1 s and 300 s, after 2.5 s: [exp/300="m" q1 expiry]`,
+			"unsubscribe from nothing: 0x11",
+			"unsubscribe: 0x00",
+			`denied without problem information: 0x87 reason string "" `,
+			"shared: 0x01 0x01",
+			"shared: 6 delivered in all",
+		},
+		differs: []difference{
+			{8, `received: [rap/x="live" q1 sub[7 9]]`, "mochi sends one copy for overlapping subscriptions, with both identifiers (MQTT 5 allows either), and then applies neither's Retain As Published"},
+		},
+	},
+	{
 		name: "limits",
 		home: `listeners: mqtt: {port: {{port:mqtt}}, bind: "127.0.0.1"}
 users: admin: {password: file: "pw/admin", acl: ["readwrite #"]}

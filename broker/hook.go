@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -259,8 +260,9 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || old == cl {
 		return
 	}
+	now := time.Now().Unix()
 	for _, m := range old.State.Inflight.GetAll(false) {
-		if m.FixedHeader.Type == packets.Publish && !h.b.canRead(cl, m.TopicName) {
+		if m.FixedHeader.Type == packets.Publish && (!h.b.canRead(cl, m.TopicName) || expired(m, now)) {
 			h.b.dropInflight(old, m.PacketID)
 		}
 	}
@@ -268,6 +270,12 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if st := h.b.state(cl); st != nil && st.window != nil {
 		st.cut = st.window.cut(old.State.Inflight)
 	}
+}
+
+// expired reports whether an MQTT 5 message's expiry interval has passed:
+// mochi resends a queued message however old (with expiry 1).
+func expired(pk packets.Packet, now int64) bool {
+	return pk.FixedHeader.Type == packets.Publish && pk.Expiry > 0 && pk.Expiry <= now
 }
 
 // dropInflight removes the message id from cl's messages in flight.
@@ -636,7 +644,7 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		cc.waitRoom() // mochi holds no lock here, see coalescingConn.Write
 	}
 	resent := pk.Created >= seqBase
-	if (resent || pk.Created <= b.reloaded.Load()) && pk.TopicName != "" && !b.canRead(cl, pk.TopicName) {
+	if expired(pk, time.Now().Unix()) || (resent || pk.Created <= b.reloaded.Load()) && pk.TopicName != "" && !b.canRead(cl, pk.TopicName) {
 		if pk.FixedHeader.Qos > 0 {
 			b.dropInflight(cl, pk.PacketID)
 		}

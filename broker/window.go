@@ -21,11 +21,12 @@ type sendWindow struct {
 	// stashed counts a resumed session's messages not sent yet: they go
 	// before live ones.
 	stashed int
-	// resuming is set while mochi resends a session from the connecting
-	// goroutine, which must not wait (nothing reads the acknowledgements
-	// yet); the session was cut to the window first.
-	resuming bool
-	closed   bool
+	// reading is set once mochi reads the client's packets: before, it
+	// resends a session from the connecting goroutine, which must not wait
+	// (no acknowledgement could free the window); the session was cut to
+	// the window first.
+	reading bool
+	closed  bool
 }
 
 func newSendWindow(max int) *sendWindow {
@@ -42,7 +43,7 @@ func (w *sendWindow) acquire(id uint16, queued bool) {
 	if _, ok := w.out[id]; ok {
 		return // a resend of a message in the window
 	}
-	for !w.closed && !w.resuming && (len(w.out) >= w.max || !queued && w.stashed > 0) {
+	for !w.closed && w.reading && (len(w.out) >= w.max || !queued && w.stashed > 0) {
 		w.cond.Wait()
 	}
 	w.out[id] = struct{}{}
@@ -86,17 +87,18 @@ func (w *sendWindow) cut(in *mqtt.Inflight) []packets.Packet {
 		}
 	}
 	w.mu.Lock()
-	w.resuming = true
 	w.stashed = len(rest)
 	w.mu.Unlock()
 	return rest
 }
 
-// resume sends the messages cut from a resumed session, as the window
-// lets them, once mochi has resent the rest.
+// resume runs once mochi has resent a session (or found none) and is
+// about to read the client's packets: from now on deliveries wait for the
+// window, and the messages cut from a resumed session follow as it lets
+// them.
 func (w *sendWindow) resume(cl *mqtt.Client, rest []packets.Packet) {
 	w.mu.Lock()
-	w.resuming = false
+	w.reading = true
 	w.cond.Broadcast()
 	w.mu.Unlock()
 	if len(rest) == 0 {
