@@ -512,34 +512,18 @@ func (c *rawClient) unsubscribeCodes(filters ...string) string {
 
 // subscribe returns the SUBACK codes, one per filter, like "0x01".
 func (c *rawClient) subscribe(qos byte, filters ...string) string {
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: c.id()}
-	for _, f := range filters {
-		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: qos})
+	subs := make([]packets.Subscription, len(filters))
+	for i, f := range filters {
+		subs[i] = packets.Subscription{Filter: f, Qos: qos}
 	}
-	if err := c.write(pk); err != nil {
-		return "closed"
-	}
-	ack, bad := c.await(packets.Suback, 3*time.Second)
-	if bad != "" {
-		return bad
-	}
-	var codes []string
-	for _, b := range ack.ReasonCodes {
-		codes = append(codes, fmt.Sprintf("0x%02x", b))
-	}
-	return strings.Join(codes, ",")
+	return c.subscribeWith(0, subs...)
 }
 
+// unsubscribe returns "ok" once UNSUBACK arrived, or what came instead.
 func (c *rawClient) unsubscribe(filters ...string) string {
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1}, PacketID: c.id()}
-	for _, f := range filters {
-		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f})
-	}
-	if err := c.write(pk); err != nil {
-		return "closed"
-	}
-	if _, bad := c.await(packets.Unsuback, 3*time.Second); bad != "" {
-		return bad
+	r := c.unsubscribeCodes(filters...)
+	if r == "closed" || r == "timeout" || strings.HasPrefix(r, "DISCONNECT") {
+		return r
 	}
 	return "ok"
 }
