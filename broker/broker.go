@@ -9,6 +9,7 @@
 package broker
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ type Options struct {
 	// shutdownWait bounds how long Close waits for connections to end
 	// before it writes the database: 5 s. Tests shorten it.
 	shutdownWait time.Duration
+	// loginDelay is the first delay of a login after repeated failures
+	// from its address (loginThrottle): 100 ms. Tests shorten it.
+	loginDelay time.Duration
 }
 
 // Broker is one running broker.
@@ -75,6 +79,10 @@ type Broker struct {
 	// CONNECT and OnConnect.
 	bridgeConns sync.Map
 	seq         atomic.Int64
+	logins      *loginThrottle
+	// reloaded is when the last reload changed the rules (Unix seconds):
+	// a message routed before then is checked again at delivery.
+	reloaded atomic.Int64
 	// connMsgs is connection_messages, which a reload may change.
 	connMsgs atomic.Bool
 	stats    stats
@@ -94,7 +102,9 @@ type Broker struct {
 
 type stats struct {
 	sockets, connections, expired, dropped atomic.Int64
-	publishBytesIn, publishBytesOut        atomic.Int64
+	// dropLog counts every dropped message, for the log's cadence.
+	dropLog                         atomic.Int64
+	publishBytesIn, publishBytesOut atomic.Int64
 	// inline counts the broker's own $SYS publishes, which mochi counts as
 	// received and Mosquitto does not.
 	inline atomic.Int64
@@ -124,11 +134,14 @@ func New(c *conf.Config, opts Options) (*Broker, error) {
 	if opts.shutdownWait == 0 {
 		opts.shutdownWait = 5 * time.Second
 	}
+	if opts.loginDelay == 0 {
+		opts.loginDelay = 100 * time.Millisecond
+	}
 	lg, err := newLogger(c, opts.Stdout, opts.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: c, opts: opts, log: lg, cache: newVerifyCache(), tls: map[string]*tlsState{}, done: make(chan struct{})}
+	b := &Broker{cfg: c, opts: opts, log: lg, cache: newVerifyCache(), tls: map[string]*tlsState{}, done: make(chan struct{}), logins: &loginThrottle{base: opts.loginDelay}}
 	b.seq.Store(seqBase)
 	b.connMsgs.Store(c.ConnectionMessages)
 	b.hook = &hook{b: b}
@@ -170,6 +183,10 @@ func (b *Broker) capabilities() *mqtt.Capabilities {
 	caps.MaximumInflight = uint16(depth)
 	caps.MaximumPacketSize = c.MaxPacketSize
 	caps.ReceiveMaximum = math.MaxUint16
+	// A PUBACK or PUBREC carries no properties of the message it answers
+	// (mochi echoes its user properties by default, which strict MQTT 5
+	// clients reject; Mosquitto sends none).
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	if e := c.PersistentClientExpiration; e > 0 {
 		caps.MaximumSessionExpiryInterval = uint32(min(e/time.Second, math.MaxUint32))
 	}
@@ -222,7 +239,7 @@ func (b *Broker) Start() error {
 	tuneGC()
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities: b.capabilities(),
-		Logger:       slog.New(&slogHandler{l: b.log}),
+		Logger:       slog.New(&slogHandler{l: b.log, dropped: b.noteDrop}),
 		InlineClient: true,
 		// Deliveries queued for one client are written together up to
 		// this size (2 KiB by default: a 4 KiB message went out alone).
@@ -319,13 +336,65 @@ func (b *Broker) establish(id string, conn net.Conn, est listeners.EstablishFn) 
 		return // the broker is closing
 	}
 	defer b.conns.remove(cc)
-	err := est(id, cc)
+	// mochi makes a client (its queue, buffers and write loop, ~26 KiB)
+	// as soon as it has the connection: it gets it once the first packet
+	// has arrived, so that a connection that sends nothing costs only this
+	// goroutine and what it sent.
+	first, err := readFirstPacket(conn, b.cfg.MaxPacketSize)
 	var ne net.Error
+	if err != nil {
+		if errors.As(err, &ne) && ne.Timeout() {
+			b.log.logf(logNotice, "Client <unknown> has exceeded timeout, disconnecting.")
+		} else if b.log.enabled(logDebug) {
+			b.log.logf(logDebug, "Connection from %s on listener %s ended before its CONNECT: %v", conn.RemoteAddr(), id, err)
+		}
+		cc.Close()
+		return
+	}
+	cc.pending = first
+	err = est(id, cc)
 	if err != nil && strings.HasPrefix(err.Error(), "read connection: ") && errors.As(err, &ne) && ne.Timeout() {
 		b.log.logf(logNotice, "Client <unknown> has exceeded timeout, disconnecting.")
 	} else if err != nil && b.log.enabled(logDebug) {
 		b.log.logf(logDebug, "Connection from %s on listener %s ended: %v", conn.RemoteAddr(), id, err)
 	}
+}
+
+// preReadLimit is how much of a first packet is read before mochi gets
+// the connection when max_packet_size does not say: mochi reads the rest.
+const preReadLimit = 64 << 10
+
+// readFirstPacket reads the first MQTT packet of a connection: its fixed
+// header and as much of its body as arrives, up to max (or preReadLimit).
+// A malformed header ends the reading early: mochi judges the packet.
+func readFirstPacket(conn net.Conn, max uint32) ([]byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(conn, hdr[:1]); err != nil {
+		return nil, err
+	}
+	n, mul, i := 0, 1, 1
+	for ; i < len(hdr); i++ {
+		if _, err := io.ReadFull(conn, hdr[i:i+1]); err != nil {
+			return nil, err
+		}
+		n += int(hdr[i]&0x7f) * mul
+		mul *= 128
+		if hdr[i]&0x80 == 0 {
+			break
+		}
+	}
+	if i == len(hdr) {
+		return hdr[:], nil
+	}
+	limit := preReadLimit
+	if max > 0 {
+		limit = min(limit, int(max))
+	}
+	buf := bytes.NewBuffer(append(make([]byte, 0, i+1+min(n, 512)), hdr[:i+1]...))
+	if _, err := buf.ReadFrom(io.LimitReader(conn, int64(min(n, limit)))); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Reload re-reads the configuration file, then the password and acl files
@@ -384,6 +453,7 @@ func (b *Broker) reload() error {
 		b.log.logf(logWarning, "Limits and persistence options changed in %s: they take effect at the next restart.", nc.File)
 	}
 	b.sec.Store(sec)
+	b.reloaded.Store(time.Now().Unix())
 	for id, t := range b.tls {
 		t.cur.Store(certs[id])
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -38,6 +39,9 @@ type coalescingConn struct {
 	reading bool
 	closed  bool
 	err     error
+	// pending is what was read before mochi got the connection (its first
+	// packet, see Broker.establish); Read returns it first.
+	pending []byte
 }
 
 // coalesceLimit is how much may wait for the reader before a Write flushes
@@ -59,6 +63,13 @@ func newCoalescingConn(c net.Conn) *coalescingConn {
 	return cc
 }
 
+// open reports whether writes may still reach the client.
+func (c *coalescingConn) open() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && c.err == nil
+}
+
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.closed || c.err != nil {
@@ -76,24 +87,86 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return len(p), nil
 	}
+	// mochi writes holding the client's lock, which every publisher to
+	// this client takes for a packet id: a write that blocks because the
+	// client stopped reading would block them all. So the socket is only
+	// written without blocking here; what it does not take is written by
+	// a goroutine alive only while bytes wait, and deliveries wait for
+	// room in waitRoom, where mochi holds no lock.
 	c.flushing = true
 	if len(c.buf) == 0 {
 		// Nothing waits: write p itself, no copy.
 		c.mu.Unlock()
-		_, err := c.Conn.Write(p)
+		n, err := c.tryWrite(p)
 		c.mu.Lock()
 		if err != nil {
 			c.err = err
+			c.flushing = false
+			c.idle.Broadcast()
+			c.mu.Unlock()
+			return 0, err
 		}
+		if n == len(p) {
+			c.flushing = false
+			c.idle.Broadcast()
+			c.mu.Unlock()
+			return n, nil
+		}
+		// Others may have appended meanwhile: the rest of p goes first.
+		c.buf = append(append(make([]byte, 0, len(p)-n+len(c.buf)), p[n:]...), c.buf...)
 	} else {
 		c.buf = append(c.buf, p...)
 	}
-	err := c.flushLocked()
 	c.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
+	go c.flush()
 	return len(p), nil
+}
+
+// tryWrite writes what the socket takes without blocking: all of p when
+// the connection cannot tell (TLS, WebSockets), which the flushing
+// goroutine then writes.
+func (c *coalescingConn) tryWrite(p []byte) (int, error) {
+	tc, ok := c.Conn.(*net.TCPConn)
+	if !ok {
+		return 0, nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, nil
+	}
+	var n int
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), p)
+		return true // never wait for the socket
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN || werr == syscall.EINTR:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
+}
+
+// flush writes what waits, in a goroutine of its own.
+func (c *coalescingConn) flush() {
+	c.mu.Lock()
+	c.flushLocked()
+	c.mu.Unlock()
+}
+
+// waitRoom waits while more than coalesceLimit bytes wait for a client
+// that does not read (a flush is then running), so that its deliveries
+// queue in mochi, which drops them past max_queued_messages, and not here.
+func (c *coalescingConn) waitRoom() {
+	c.mu.Lock()
+	for len(c.buf) >= coalesceLimit && c.flushing && !c.closed && c.err == nil {
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
 }
 
 // flushLocked writes buf until it stays empty; c.flushing is set and c.mu
@@ -111,6 +184,7 @@ func (c *coalescingConn) flushLocked() error {
 		if cap(out) <= coalesceLimit {
 			c.spare = out[:0]
 		}
+		c.idle.Broadcast() // room for waitRoom
 	}
 	c.flushing = false
 	c.idle.Broadcast()
@@ -121,6 +195,14 @@ func (c *coalescingConn) flushLocked() error {
 }
 
 func (c *coalescingConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 { // only the reader touches it
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
+		return n, nil
+	}
 	c.mu.Lock()
 	if !c.flushing && len(c.buf) > 0 {
 		c.flushing = true

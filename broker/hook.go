@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -34,6 +36,27 @@ type clientState struct {
 	// bridge is a Mosquitto bridge (protocol level 0x83 or 0x84): it does
 	// not get its own messages back.
 	bridge bool
+	// ids holds the client's packet ids that the broker's own in-flight
+	// messages to it already use, see standIn.
+	ids packetIDs
+	// window is the client's Receive Maximum (MQTT 5), nil without one.
+	window *sendWindow
+	// cut holds the messages of a resumed session past the window.
+	cut []packets.Packet
+}
+
+// packetIDs maps packet ids the client chose to stand-ins. MQTT gives
+// each direction its own packet ids, but mochi keeps the client's QoS 1
+// and 2 PUBLISH, SUBSCRIBE and UNSUBSCRIBE ids and its own deliveries in
+// one table: a client whose id is in use by a delivery (a resumed session
+// above all) got SUBACK 0x91, or had that delivery deleted by its PUBLISH.
+// Such an id is replaced on read by a free one and put back in the
+// acknowledgement.
+type packetIDs struct {
+	mu   sync.Mutex
+	n    atomic.Int32 // len(fwd), read without the lock
+	fwd  map[uint16]uint16
+	back map[uint16]uint16
 }
 
 // hook is the broker's own mochi hook: authentication from the password
@@ -77,6 +100,11 @@ func aclClient(cl *mqtt.Client) acl.Client {
 // Mosquitto acknowledges it and then drops it as an ACL denial.
 const sysPrefix = "\x00mqttgen-sys\x00"
 
+// restoreSysTopic undoes OnPacketRead's renaming of a topic.
+func restoreSysTopic(topic string) string {
+	return strings.TrimPrefix(topic, sysPrefix)
+}
+
 // noClientID stands in for the empty client id of an MQTT 3 client that
 // wants a persistent session, which OnConnect refuses.
 const noClientID = "\x00mqttgen-no-client-id"
@@ -85,12 +113,28 @@ const noClientID = "\x00mqttgen-no-client-id"
 // mochi refuses; OnConnect puts the empty payload back.
 var emptyWill = []byte{0}
 
+// emptyPassword stands in for an empty password, which MQTT allows (the
+// password file then decides) and mochi refuses with 0x82, a code MQTT 3
+// does not have; OnConnect puts the empty password back.
+var emptyPassword = []byte{0}
+
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
-		if len(pk.TopicName) >= 4 && strings.EqualFold(pk.TopicName[:4], "$SYS") {
-			pk.TopicName = sysPrefix + pk.TopicName
+		if len(pk.TopicName) >= 4 && strings.EqualFold(pk.TopicName[:4], "$SYS") || strings.HasPrefix(pk.TopicName, sysPrefix) {
+			pk.TopicName = sysPrefix + pk.TopicName // OnPublish takes it off
 		}
+		if pk.FixedHeader.Qos > 0 {
+			pk.PacketID = h.b.standIn(cl, pk.PacketID, true)
+		}
+	case packets.Pubrel:
+		pk.PacketID = h.b.standIn(cl, pk.PacketID, false)
+	case packets.Puback, packets.Pubcomp, packets.Pubrec:
+		if st := h.b.state(cl); st != nil && st.window != nil && (pk.FixedHeader.Type != packets.Pubrec || pk.ReasonCode >= 0x80) {
+			st.window.release(pk.PacketID)
+		}
+	case packets.Subscribe, packets.Unsubscribe:
+		pk.PacketID = h.b.standIn(cl, pk.PacketID, true)
 	case packets.Connect:
 		if pk.ProtocolVersion == 0x83 || pk.ProtocolVersion == 0x84 {
 			// A Mosquitto bridge (try_private): MQTT 3.1 or 3.1.1 whose
@@ -100,6 +144,9 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		}
 		if pk.Connect.WillFlag && len(pk.Connect.WillPayload) == 0 {
 			pk.Connect.WillPayload = emptyWill
+		}
+		if pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
+			pk.Connect.Password = emptyPassword
 		}
 		if pk.ProtocolVersion < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "" {
 			// mochi refuses this with 0x80, which MQTT 3 does not have;
@@ -123,6 +170,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		hasPassword: pk.Connect.PasswordFlag,
 		password:    string(pk.Connect.Password),
 	}
+	if p := pk.Connect.Password; len(p) == 1 && &p[0] == &emptyPassword[0] {
+		st.password = ""
+	}
 	v5 := cl.Properties.ProtocolVersion == 5
 	if cl.ID == noClientID {
 		cl.ID = ""
@@ -137,11 +187,23 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.ServerKeepalive = true
 	}
 
+	addr := remoteOf(cl)
+	if st.hasUser {
+		b.logins.wait(addr, b.done)
+	}
 	sec := b.sec.Load().byListener[cl.Net.Listener]
 	if sec == nil || !sec.authenticate(b.cache, st.hasUser, st.username, st.hasPassword, st.password) {
 		b.bridgeConns.Delete(cl)
 		b.refuse(cl, packets.ErrNotAuthorized, "not authorised")
+		if st.hasUser {
+			if n, d := b.logins.failed(addr); d > 0 {
+				b.log.logf(logNotice, "%d failed logins from %s: its next login waits %v.", n, hostOf(addr), d)
+			}
+		}
 		return packets.ErrNotAuthorized
+	}
+	if st.hasUser {
+		b.logins.succeeded(addr)
 	}
 	st.authed = true
 	_, st.bridge = b.bridgeConns.LoadAndDelete(cl)
@@ -153,17 +215,30 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	// return quota), so it is off; the outbound queue of
 	// max_queued_messages + max_inflight_messages takes its place.
 	cl.State.Inflight.ResetSendQuota(0)
+	// No topic aliases towards the client, as Mosquitto 2.0: mochi keeps
+	// an aliased message in flight without its topic, which a resumed
+	// session (new aliases) cannot resend and the read rules cannot check.
+	cl.Properties.Props.TopicAliasMaximum = 0
+	if rm := int(cl.Properties.Props.ReceiveMaximum); v5 && rm > 0 && rm < queueDepth(b.cfg) {
+		st.window = newSendWindow(rm)
+	}
 	return nil
 }
 
-// refuse answers a CONNECT with code and logs it as Mosquitto does.
+// refuse answers a CONNECT with code and logs it as Mosquitto does. A
+// refused login is logged as Mosquitto 2.0.11 logs it, without a client id
+// (measured: "Client <unknown> disconnected, not authorised.").
 func (b *Broker) refuse(cl *mqtt.Client, code packets.Code, why string, args ...any) {
-	if code == packets.ErrNotAuthorized && cl.Properties.ProtocolVersion < 5 {
-		code = packets.Err3NotAuthorized // mochi maps 0x87 to nothing MQTT 3 knows
+	id := cl.ID
+	if code == packets.ErrNotAuthorized {
+		id = "<unknown>"
+		if cl.Properties.ProtocolVersion < 5 {
+			code = packets.Err3NotAuthorized // mochi maps 0x87 to nothing MQTT 3 knows
+		}
 	}
 	b.srv.SendConnack(cl, code, false, nil)
 	if b.connMsgs.Load() {
-		b.log.logf(logNotice, "Client %s disconnected, "+why+".", append([]any{cl.ID}, args...)...)
+		b.log.logf(logNotice, "Client %s disconnected, "+why+".", append([]any{id}, args...)...)
 	}
 }
 
@@ -173,8 +248,10 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 }
 
 // OnSessionEstablish runs before mochi takes over an existing session: it
-// puts the session's queued messages in the order they were queued, so
-// that mochi resends them in that order.
+// drops every queued and in-flight message the new connection may not
+// read now (another user with the same client id, or rules changed by a
+// reload), as Mosquitto does, and puts the rest in the order they were
+// queued, so that mochi resends them in that order.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if pk.Connect.Clean {
 		return
@@ -183,7 +260,94 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || old == cl {
 		return
 	}
+	now := time.Now().Unix()
+	for _, m := range old.State.Inflight.GetAll(false) {
+		if m.FixedHeader.Type == packets.Publish && (!h.b.canRead(cl, m.TopicName) || expired(m, now)) {
+			h.b.dropInflight(old, m.PacketID)
+		}
+	}
 	h.b.renumber(old.State.Inflight)
+	if st := h.b.state(cl); st != nil && st.window != nil {
+		st.cut = st.window.cut(old.State.Inflight)
+	}
+}
+
+// expired reports whether an MQTT 5 message's expiry interval has passed:
+// mochi resends a queued message however old (with expiry 1).
+func expired(pk packets.Packet, now int64) bool {
+	return pk.FixedHeader.Type == packets.Publish && pk.Expiry > 0 && pk.Expiry <= now
+}
+
+// dropInflight removes the message id from cl's messages in flight.
+func (b *Broker) dropInflight(cl *mqtt.Client, id uint16) {
+	if cl.State.Inflight.Delete(id) {
+		atomic.AddInt64(&b.srv.Info.Inflight, -1)
+	}
+}
+
+// standIn returns the packet id mochi is to see for id, chosen by the
+// client, see packetIDs. A new stand-in is made only when fresh is true
+// (the packet starts a flow) and a delivery to the client uses id.
+func (b *Broker) standIn(cl *mqtt.Client, id uint16, fresh bool) uint16 {
+	st := b.state(cl)
+	if st == nil {
+		return id
+	}
+	p := &st.ids
+	if p.n.Load() == 0 && !fresh {
+		return id
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if y, ok := p.fwd[id]; ok {
+		return y
+	}
+	if !fresh {
+		return id
+	}
+	m, busy := cl.State.Inflight.Get(id)
+	if !busy || m.FixedHeader.Type == packets.Pubrec {
+		return id // free, or the client's own QoS 2 flow: mochi's to judge
+	}
+	// Stand-ins come from the top of the range, which mochi's own ids,
+	// counting up from 1, reach last.
+	for y := uint16(math.MaxUint16); y > 0; y-- {
+		if _, used := cl.State.Inflight.Get(y); used || y == id {
+			continue
+		}
+		if _, used := p.back[y]; used {
+			continue
+		}
+		if p.fwd == nil {
+			p.fwd, p.back = map[uint16]uint16{}, map[uint16]uint16{}
+		}
+		p.fwd[id], p.back[y] = y, id
+		p.n.Store(int32(len(p.fwd)))
+		return y
+	}
+	return id
+}
+
+// clientID puts the client's own packet id back into an acknowledgement
+// of a stand-in; done ends the flow.
+func (b *Broker) clientID(cl *mqtt.Client, y uint16, done bool) uint16 {
+	st := b.state(cl)
+	if st == nil || st.ids.n.Load() == 0 {
+		return y
+	}
+	p := &st.ids
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.back[y]
+	if !ok {
+		return y
+	}
+	if done {
+		delete(p.back, y)
+		delete(p.fwd, id)
+		p.n.Store(int32(len(p.fwd)))
+	}
+	return id
 }
 
 // seqBase starts the sequence numbers OnQosPublish writes into Created:
@@ -199,14 +363,19 @@ func (b *Broker) renumber(in *mqtt.Inflight) {
 	if len(all) == 0 {
 		return
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Created < all[j].Created })
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Created&^sentBit < all[j].Created&^sentBit })
 	v := b.seq.Add(1 << 17)
 	hi := ((v - 1<<17) | 0xffff) + 1
 	for i, pk := range all {
-		pk.Created = hi + int64(i)
+		pk.Created = hi + int64(i) | pk.Created&sentBit
 		in.Set(pk)
 	}
 }
+
+// sentBit marks, in Created of a message in flight, that it has been
+// written to the client: only then does a resend carry DUP (mochi sets
+// DUP on every message of a resumed session, queued ones included).
+const sentBit = int64(1) << 62
 
 // OnQosPublish stamps each newly queued outbound message with a sequence
 // number, the order renumber restores.
@@ -223,10 +392,14 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	// Taking over a session brings mochi's quota back: switch it off again
 	// and send anything mochi parked behind it.
 	cl.State.Inflight.ResetSendQuota(0)
+	if st := b.state(cl); st != nil && st.window != nil {
+		st.window.resume(cl, st.cut)
+		st.cut = nil
+	}
 	for _, m := range cl.State.Inflight.GetAll(true) {
 		m.Expiry = 0
 		cl.State.Inflight.Set(m)
-		m.FixedHeader.Dup = true
+		m.FixedHeader.Dup = true // OnPacketEncode clears it if never sent
 		cl.WritePacket(m)
 	}
 	if b.connMsgs.Load() {
@@ -256,6 +429,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	b := h.b
 	st := b.state(cl)
 	b.clients.Delete(cl)
+	if st != nil && st.window != nil {
+		st.window.close()
+	}
 	if st == nil || !st.authed || !b.connMsgs.Load() {
 		return
 	}
@@ -291,9 +467,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // 0x87 (not authorised).
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
-	if strings.HasPrefix(pk.TopicName, sysPrefix) {
-		pk.TopicName = pk.TopicName[len(sysPrefix):]
-	}
+	pk.TopicName = restoreSysTopic(pk.TopicName)
 	if cl.Net.Inline {
 		return pk, nil
 	}
@@ -431,10 +605,71 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 }
 
 // OnPacketEncode tells MQTT 5 clients max_packet_size in the CONNACK, as
-// Mosquitto does.
+// Mosquitto does; puts the client's own packet ids back into
+// acknowledgements (see packetIDs); and checks a message against the read
+// rules at delivery, see deliver.
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode == 0 && h.b.cfg.MaxPacketSize > 0 {
-		pk.Properties.MaximumPacketSize = h.b.cfg.MaxPacketSize
+	b := h.b
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		return b.deliver(cl, pk)
+	case packets.Connack:
+		if pk.ReasonCode == 0 && b.cfg.MaxPacketSize > 0 {
+			pk.Properties.MaximumPacketSize = b.cfg.MaxPacketSize
+		}
+	case packets.Puback, packets.Suback, packets.Unsuback, packets.Pubcomp:
+		pk.PacketID = b.clientID(cl, pk.PacketID, true)
+		if pk.FixedHeader.Type == packets.Puback && pk.ReasonCode == packets.CodeGrantedQos1.Code {
+			pk.ReasonCode = 0 // mochi's "granted QoS 1", not a PUBACK reason code
+		}
+	case packets.Pubrec:
+		done := pk.ReasonCode >= 0x80 && pk.ReasonCode != packets.ErrPacketIdentifierInUse.Code
+		pk.PacketID = b.clientID(cl, pk.PacketID, done)
+	}
+	return pk
+}
+
+// deliver is the last look at a message before it is written to cl. A
+// message that waited — resent from a session, or routed before the last
+// reload — is checked against the read rules in force now, as Mosquitto
+// checks at delivery; a denied one is dropped (mochi's write fails on the
+// packet type 0 and goes on with the next). A QoS 1 or 2 message is
+// marked sent in the session, and carries DUP only if it was sent before.
+func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if cl.Net.Inline {
+		return pk
+	}
+	cc, _ := cl.Net.Conn.(*coalescingConn)
+	if cc != nil {
+		cc.waitRoom() // mochi holds no lock here, see coalescingConn.Write
+	}
+	resent := pk.Created >= seqBase
+	if expired(pk, time.Now().Unix()) || (resent || pk.Created <= b.reloaded.Load()) && pk.TopicName != "" && !b.canRead(cl, pk.TopicName) {
+		if pk.FixedHeader.Qos > 0 {
+			b.dropInflight(cl, pk.PacketID)
+		}
+		pk.FixedHeader.Type = 0
+		return pk
+	}
+	if pk.FixedHeader.Qos == 0 {
+		return pk
+	}
+	if resent && pk.Created&sentBit == 0 {
+		pk.FixedHeader.Dup = false
+	}
+	if st := b.state(cl); st != nil && st.window != nil {
+		st.window.acquire(pk.PacketID, resent)
+	}
+	// Marked before the write: the client cannot have acknowledged it yet,
+	// so the entry is still this message. A connection already closing
+	// (mochi closes the socket before it marks the client closed) sends
+	// nothing.
+	if cc != nil && !cc.open() {
+		return pk
+	}
+	if m, ok := cl.State.Inflight.Get(pk.PacketID); ok && m.FixedHeader.Type == packets.Publish && m.Created >= seqBase && m.Created&sentBit == 0 && m.TopicName == pk.TopicName {
+		m.Created |= sentBit
+		cl.State.Inflight.Set(m)
 	}
 	return pk
 }
@@ -450,8 +685,14 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 }
 
 func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	b := h.b
-	if b.stats.dropped.Add(1)%1000 == 1 {
-		b.log.logf(logNotice, "Outgoing messages are being dropped for client %s.", cl.ID)
+	h.b.stats.dropped.Add(1)
+	h.b.noteDrop(cl.ID)
+}
+
+// noteDrop logs, as Mosquitto does, that messages to a client whose queue
+// is full are dropped: once every thousand, not for each.
+func (b *Broker) noteDrop(client string) {
+	if b.stats.dropLog.Add(1)%1000 == 1 {
+		b.log.logf(logNotice, "Outgoing messages are being dropped for client %s.", client)
 	}
 }

@@ -172,6 +172,8 @@ func (l *logger) logf(typ, format string, args ...any) {
 type slogHandler struct {
 	l     *logger
 	attrs []slog.Attr
+	// dropped is told of each message mochi drops at a full queue.
+	dropped func(client string)
 }
 
 func (h *slogHandler) Enabled(_ context.Context, level slog.Level) bool {
@@ -189,6 +191,22 @@ func (h *slogHandler) typ(level slog.Level) string {
 }
 
 func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "client store quota reached" || r.Message == "failed publishing packet" {
+		// A full queue drops a message, counted in $SYS and logged by
+		// OnPublishDropped every thousand; a write the hook refused
+		// (deliver) is no error. mochi would log each.
+		if r.Message == "client store quota reached" && h.dropped != nil {
+			client := ""
+			r.Attrs(func(a slog.Attr) bool {
+				if a.Key == "client" {
+					client = a.Value.String()
+				}
+				return true
+			})
+			h.dropped(client)
+		}
+		return nil
+	}
 	var b strings.Builder
 	b.WriteString("mochi: ")
 	b.WriteString(r.Message)
@@ -208,7 +226,7 @@ func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &slogHandler{l: h.l, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...)}
+	return &slogHandler{l: h.l, attrs: append(append([]slog.Attr(nil), h.attrs...), attrs...), dropped: h.dropped}
 }
 
 func (h *slogHandler) WithGroup(string) slog.Handler { return h }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -189,6 +190,92 @@ func (s *store) save() error {
 	return nil
 }
 
+// maxSnapshot bounds what a database may decompress to: a damaged or
+// crafted file (a gzip bomb) never takes the broker's memory.
+const maxSnapshot = 1 << 30
+
+// decodeSnapshot reads a database and checks every value the broker would
+// hand to mochi: a damaged file is refused with the place it is damaged,
+// never half-loaded.
+func decodeSnapshot(data []byte) (snapshot, error) {
+	var snap snapshot
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return snap, fmt.Errorf("not a database of the bundled broker: %w", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, maxSnapshot+1))
+	if err != nil {
+		return snap, fmt.Errorf("damaged: %w", err)
+	}
+	if len(raw) > maxSnapshot {
+		return snap, fmt.Errorf("damaged: more than %d bytes uncompressed", maxSnapshot)
+	}
+	return parseSnapshot(raw)
+}
+
+// parseSnapshot reads and checks the JSON inside a database.
+func parseSnapshot(raw []byte) (snapshot, error) {
+	var snap snapshot
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		return snap, fmt.Errorf("damaged: %w", err)
+	}
+	if snap.Version != storeVersion {
+		return snap, fmt.Errorf("has format %d; this broker reads format %d", snap.Version, storeVersion)
+	}
+	ids := map[string]bool{}
+	for i, c := range snap.Clients {
+		where := fmt.Sprintf("damaged: client %d (%q)", i, c.ID)
+		if c.ID == "" || ids[c.ID] {
+			return snap, fmt.Errorf("%s: empty or repeated client id", where)
+		}
+		ids[c.ID] = true
+		if c.ProtocolVersion < 3 || c.ProtocolVersion > 5 {
+			return snap, fmt.Errorf("%s: protocol version %d", where, c.ProtocolVersion)
+		}
+		for _, sub := range c.Subscriptions {
+			if !mqtt.IsValidFilter(sub.Filter, false) || sub.Qos > 2 {
+				return snap, fmt.Errorf("%s: subscription %q qos %d", where, sub.Filter, sub.Qos)
+			}
+		}
+		seen := map[uint16]bool{}
+		for j, m := range c.Inflight {
+			if err := m.checkInflight(); err != nil {
+				return snap, fmt.Errorf("%s: message %d: %w", where, j, err)
+			}
+			if seen[m.PacketID] {
+				return snap, fmt.Errorf("%s: message %d: packet id %d repeated", where, j, m.PacketID)
+			}
+			seen[m.PacketID] = true
+		}
+	}
+	for i, m := range snap.Retained {
+		if m.Type != packets.Publish || m.QoS > 2 || !validTopic(m.Topic) {
+			return snap, fmt.Errorf("damaged: retained message %d (%q)", i, m.Topic)
+		}
+	}
+	return snap, nil
+}
+
+// validTopic reports whether t can be the topic of a message: not empty,
+// no wildcard, UTF-8 without NUL ($SYS topics included).
+func validTopic(t string) bool {
+	return t != "" && !strings.ContainsAny(t, "+#\x00") && utf8.ValidString(t)
+}
+
+// checkInflight checks a message of a session: a QoS 1 or 2 PUBLISH, or
+// the PUBREC or PUBREL of a QoS 2 flow, with a packet id.
+func (m storedMessage) checkInflight() error {
+	switch {
+	case m.PacketID == 0:
+		return errors.New("no packet id")
+	case m.Type == packets.Publish && (m.QoS == 0 || m.QoS > 2 || !validTopic(m.Topic)):
+		return fmt.Errorf("PUBLISH %q qos %d", m.Topic, m.QoS)
+	case m.Type != packets.Publish && m.Type != packets.Pubrec && m.Type != packets.Pubrel:
+		return fmt.Errorf("packet type %d", m.Type)
+	}
+	return nil
+}
+
 // restore loads the snapshot, if any, into the server before it serves.
 func (s *store) restore() error {
 	data, err := os.ReadFile(s.path)
@@ -202,21 +289,17 @@ func (s *store) restore() error {
 	if err != nil {
 		return fmt.Errorf("persistence: %w", err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(data))
+	snap, err := decodeSnapshot(data)
 	if err != nil {
-		return fmt.Errorf("persistence: %s is not a database of the bundled broker: %w", s.path, err)
+		return fmt.Errorf("persistence: %s: %w", s.path, err)
 	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		return fmt.Errorf("persistence: %s is damaged: %w", s.path, err)
-	}
-	var snap snapshot
-	if err := json.Unmarshal(raw, &snap); err != nil {
-		return fmt.Errorf("persistence: %s is damaged: %w", s.path, err)
-	}
-	if snap.Version != storeVersion {
-		return fmt.Errorf("persistence: %s has format %d; this broker reads format %d", s.path, snap.Version, storeVersion)
-	}
+	s.load(snap)
+	s.b.log.logf(logInfo, "Restored %d sessions and %d retained messages from %s (saved %s).", len(snap.Clients), len(snap.Retained), s.path, snap.Saved.Format(time.RFC3339))
+	return nil
+}
+
+// load puts a checked snapshot into the server.
+func (s *store) load(snap snapshot) {
 	srv := s.b.srv
 	seq := max(snap.Seq, seqBase)
 	for _, c := range snap.Clients {
@@ -243,7 +326,7 @@ func (s *store) restore() error {
 			if cl.State.Inflight.Set(m.packet()) {
 				atomic.AddInt64(&srv.Info.Inflight, 1)
 			}
-			seq = max(seq, m.Created)
+			seq = max(seq, m.Created&^sentBit)
 		}
 	}
 	for _, m := range snap.Retained {
@@ -251,8 +334,6 @@ func (s *store) restore() error {
 	}
 	atomic.StoreInt64(&srv.Info.Retained, int64(srv.Topics.Retained.Len()))
 	s.b.seq.Store(seq + 1)
-	s.b.log.logf(logInfo, "Restored %d sessions and %d retained messages from %s (saved %s).", len(snap.Clients), len(snap.Retained), s.path, snap.Saved.Format(time.RFC3339))
-	return nil
 }
 
 // autosave writes the database every autosave_interval.

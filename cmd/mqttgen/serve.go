@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -30,13 +31,28 @@ with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
 				return err
 			}
 			out := filepath.Join(h.Secrets.Dir, "serve")
-			opts := workspace.RenderOptions{Local: true, Out: out, Now: time.Now(), KeepUser: true}
+			// Started as root, the broker drops to the broker's user, as
+			// Mosquitto does, and reads serve/ as that user: it may pass
+			// through the state folder, not list it (its files stay 0600).
+			runAs := workspace.LocalRunAs()
+			if runAs != "" {
+				if err := passable(h.Secrets.Dir); err != nil {
+					return err
+				}
+			}
+			opts := workspace.RenderOptions{Local: true, Out: out, Now: time.Now(), KeepUser: runAs == ""}
 			files, err := h.Render(opts)
 			if err != nil {
 				return err
 			}
 			if err := workspace.Write(out, files, true); err != nil {
 				return err
+			}
+			if runAs != "" {
+				// Rendering made the state folder private again.
+				if err := passable(h.Secrets.Dir); err != nil {
+					return err
+				}
 			}
 			// The files are written: other commands may work on the home
 			// while the broker serves them.
@@ -59,4 +75,19 @@ with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
 			return broker.Run(cmd.Context(), filepath.Join(out, "config", "mosquitto.conf"), run)
 		},
 	}
+}
+
+// passable lets every user pass through dir, without listing it.
+func passable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if m := st.Mode().Perm(); m&0o011 != 0o011 {
+		return os.Chmod(dir, m|0o011)
+	}
+	return nil
 }

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,27 +34,19 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var stderr bytes.Buffer
-	go func() {
-		cmd := newRootCmd()
-		cmd.SetArgs([]string{"serve", dir})
-		cmd.SetOut(&bytes.Buffer{})
-		cmd.SetErr(&stderr)
-		done <- cmd.ExecuteContext(ctx)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve ended with %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("serve did not stop")
+	// serve runs as its own process: started as root, it drops to the
+	// broker's user, which a test process must not.
+	cmd, stderr := startServe(t, dir)
+	if os.Geteuid() == 0 {
+		// Issue 11: as Mosquitto, the broker does not keep running as root.
+		want, err := user.Lookup(workspace.LocalBrokerUser)
+		if err != nil {
+			t.Fatalf("started as root, serve drops to %s, who does not exist here: %v", workspace.LocalBrokerUser, err)
 		}
-	}()
+		if uid := waitUID(t, cmd.Process.Pid, want.Uid); uid != want.Uid {
+			t.Errorf("serve started as root runs as uid %s, not %s's %s\n%s", uid, want.Username, want.Uid, stderr)
+		}
+	}
 
 	h, err := workspace.Open(dir, "")
 	if err != nil {
@@ -81,9 +77,89 @@ func TestServe(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("admin with its generated password: %v\n%s", err, stderr.String())
+		t.Fatalf("admin with its generated password: %v\n%s", err, stderr)
 	}
 	if err := connect("wrong"); err == nil {
 		t.Error("a wrong password was accepted")
 	}
+}
+
+// startServe runs `mqttgen serve dir` as a child process (the test binary
+// under the name mqttgen, see TestMain) and stops it with SIGTERM at the
+// end of the test, which it must survive with exit status 0.
+func startServe(t *testing.T, dir string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	// The broker's user must be able to reach the home, as Mosquitto's.
+	for d := dir; d != os.TempDir() && d != filepath.Dir(d); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "mqttgen")
+	if err := os.Symlink(exe, bin); err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd := exec.Command(bin, "serve", dir)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.Env = append(os.Environ(), "MQTTGEN_STATE=")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve ended with %v\n%s", err, stderr)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("serve did not stop\n%s", stderr)
+		}
+	})
+	return cmd, stderr
+}
+
+// waitUID returns the real uid of process pid once it is want, or what it
+// is after ten seconds.
+func waitUID(t *testing.T, pid int, want string) string {
+	t.Helper()
+	uid := ""
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+				uid = f[1]
+			}
+		}
+		if uid == want {
+			break
+		}
+	}
+	return uid
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -51,12 +51,33 @@ type message struct {
 	Payload string
 	QoS     byte
 	Retain  bool
+	// Dup is the DUP flag, which only a redelivery may carry.
+	Dup bool
+	// User holds MQTT 5 user properties as k=v.
+	User []string
+	// Sub holds MQTT 5 subscription identifiers.
+	Sub []int
+	// Expiry is MQTT 5's message expiry interval, if any.
+	Expiry uint32
+	id     uint16
 }
 
 func (m message) String() string {
 	r := ""
 	if m.Retain {
 		r = " retained"
+	}
+	if m.Dup {
+		r += " dup"
+	}
+	if len(m.User) > 0 {
+		r += " user[" + strings.Join(m.User, ",") + "]"
+	}
+	if len(m.Sub) > 0 {
+		r += fmt.Sprintf(" sub%v", m.Sub)
+	}
+	if m.Expiry > 0 {
+		r += " expiry"
 	}
 	return fmt.Sprintf("%s=%q q%d%s", m.Topic, m.Payload, m.QoS, r)
 }
@@ -76,6 +97,12 @@ type connectOpts struct {
 	WS  bool
 	// NoAck: see rawClient.noAck.
 	NoAck bool
+	// ReceiveMaximum is MQTT 5's, 0 for none.
+	ReceiveMaximum uint16
+	// MaximumPacketSize is MQTT 5's, 0 for none.
+	MaximumPacketSize uint32
+	// NoProblemInfo sets Request Problem Information to 0.
+	NoProblemInfo bool
 }
 
 func str(s string) *string { return &s }
@@ -136,6 +163,15 @@ func dialMQTT(addr string, version byte, o connectOpts) (*rawClient, packets.Pac
 		pk.Connect.WillPayload = []byte(o.Will.Payload)
 		pk.Connect.WillQos = o.Will.QoS
 		pk.Connect.WillRetain = o.Will.Retain
+	}
+	if version == 5 && o.MaximumPacketSize > 0 {
+		pk.Properties.MaximumPacketSize = o.MaximumPacketSize
+	}
+	if version == 5 && o.NoProblemInfo {
+		pk.Properties.RequestProblemInfo, pk.Properties.RequestProblemInfoFlag = 0, true
+	}
+	if version == 5 && o.ReceiveMaximum > 0 {
+		pk.Properties.ReceiveMaximum = o.ReceiveMaximum
 	}
 	if version == 5 && o.SessionExpiry > 0 {
 		pk.Properties.SessionExpiryInterval = o.SessionExpiry
@@ -268,7 +304,13 @@ func (c *rawClient) readLoop(r *bufio.Reader) {
 			c.count.Add(1)
 			if !c.countOnly {
 				c.mu.Lock()
-				c.msgs = append(c.msgs, message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain})
+				m := message{Topic: pk.TopicName, Payload: string(pk.Payload), QoS: pk.FixedHeader.Qos, Retain: pk.FixedHeader.Retain, Dup: pk.FixedHeader.Dup, id: pk.PacketID}
+				for _, u := range pk.Properties.User {
+					m.User = append(m.User, u.Key+"="+u.Val)
+				}
+				m.Sub = pk.Properties.SubscriptionIdentifier
+				m.Expiry = pk.Properties.MessageExpiryInterval
+				c.msgs = append(c.msgs, m)
 				c.mu.Unlock()
 			}
 			if c.noAck {
@@ -373,12 +415,43 @@ func (c *rawClient) publish(topic, payload string, qos byte, retain bool) string
 	return fmt.Sprintf("pubcomp 0x%02x", comp.ReasonCode)
 }
 
+// publishWith sends pk, a QoS 1 or 2 PUBLISH to which it gives a packet
+// id, and returns the broker's first answer (PUBACK or PUBREC) as it came,
+// or "closed" or "timeout"; a QoS 2 flow is completed.
+func (c *rawClient) publishWith(pk packets.Packet) (packets.Packet, string) {
+	pk.FixedHeader.Type = packets.Publish
+	pk.PacketID = c.id()
+	if err := c.write(pk); err != nil {
+		return packets.Packet{}, "closed"
+	}
+	typ := byte(packets.Puback)
+	if pk.FixedHeader.Qos == 2 {
+		typ = packets.Pubrec
+	}
+	ack, bad := c.await(typ, 3*time.Second)
+	if bad == "" && typ == packets.Pubrec && ack.ReasonCode < 0x80 {
+		c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrel, Qos: 1}, PacketID: pk.PacketID})
+		c.await(packets.Pubcomp, 3*time.Second)
+	}
+	return ack, bad
+}
+
 // publishN sends n QoS 1 messages without waiting between them and
 // returns once every PUBACK arrived, or reports how many did.
 func (c *rawClient) publishN(topic string, n int, d time.Duration) int {
+	return c.publishSized(topic, n, 0, d)
+}
+
+// publishSized is publishN with payloads of size bytes (at least the
+// message's number).
+func (c *rawClient) publishSized(topic string, n, size int, d time.Duration) int {
 	go func() {
 		for i := range n {
-			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: topic, Payload: []byte(strconv.Itoa(i))}
+			payload := []byte(strconv.Itoa(i))
+			if len(payload) < size {
+				payload = append(payload, make([]byte, size-len(payload))...)
+			}
+			pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: topic, Payload: payload}
 			pk.PacketID = uint16(i%65535) + 1
 			if c.write(pk) != nil {
 				return
@@ -396,11 +469,12 @@ func (c *rawClient) publishN(topic string, n int, d time.Duration) int {
 	return int(c.pubacks.Load() - base)
 }
 
-// subscribe returns the SUBACK codes, one per filter, like "0x01".
-func (c *rawClient) subscribe(qos byte, filters ...string) string {
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: c.id()}
-	for _, f := range filters {
-		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: qos})
+// subscribeWith sends one SUBSCRIBE with these subscriptions (and a
+// subscription identifier when id > 0) and returns the SUBACK codes.
+func (c *rawClient) subscribeWith(id int, subs ...packets.Subscription) string {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: c.id(), Filters: subs}
+	if id > 0 {
+		pk.Properties.SubscriptionIdentifier = []int{id}
 	}
 	if err := c.write(pk); err != nil {
 		return "closed"
@@ -416,7 +490,8 @@ func (c *rawClient) subscribe(qos byte, filters ...string) string {
 	return strings.Join(codes, ",")
 }
 
-func (c *rawClient) unsubscribe(filters ...string) string {
+// unsubscribeCodes returns the UNSUBACK's reason codes (MQTT 5).
+func (c *rawClient) unsubscribeCodes(filters ...string) string {
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1}, PacketID: c.id()}
 	for _, f := range filters {
 		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f})
@@ -424,8 +499,31 @@ func (c *rawClient) unsubscribe(filters ...string) string {
 	if err := c.write(pk); err != nil {
 		return "closed"
 	}
-	if _, bad := c.await(packets.Unsuback, 3*time.Second); bad != "" {
+	ack, bad := c.await(packets.Unsuback, 3*time.Second)
+	if bad != "" {
 		return bad
+	}
+	var codes []string
+	for _, b := range ack.ReasonCodes {
+		codes = append(codes, fmt.Sprintf("0x%02x", b))
+	}
+	return strings.Join(codes, ",")
+}
+
+// subscribe returns the SUBACK codes, one per filter, like "0x01".
+func (c *rawClient) subscribe(qos byte, filters ...string) string {
+	subs := make([]packets.Subscription, len(filters))
+	for i, f := range filters {
+		subs[i] = packets.Subscription{Filter: f, Qos: qos}
+	}
+	return c.subscribeWith(0, subs...)
+}
+
+// unsubscribe returns "ok" once UNSUBACK arrived, or what came instead.
+func (c *rawClient) unsubscribe(filters ...string) string {
+	r := c.unsubscribeCodes(filters...)
+	if r == "closed" || r == "timeout" || strings.HasPrefix(r, "DISCONNECT") {
+		return r
 	}
 	return "ok"
 }
@@ -441,9 +539,15 @@ func (c *rawClient) ping() string {
 	return "pong"
 }
 
-// disconnect ends the session cleanly: no will.
+// disconnect ends the session cleanly: no will. It returns once the
+// broker has closed the connection, so that it has processed the
+// DISCONNECT before the test goes on (what is published next is queued).
 func (c *rawClient) disconnect() {
 	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	select {
+	case <-c.closed:
+	case <-time.After(2 * time.Second):
+	}
 	c.conn.Close()
 	<-c.closed
 }
@@ -488,6 +592,19 @@ func (c *rawClient) quiet(d time.Duration) []message {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]message(nil), c.msgs...)
+}
+
+// ackAll acknowledges every QoS 1 message received so far (for a client
+// made with NoAck).
+func (c *rawClient) ackAll() {
+	c.mu.Lock()
+	msgs := append([]message(nil), c.msgs...)
+	c.mu.Unlock()
+	for _, m := range msgs {
+		if m.QoS == 1 {
+			c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: m.id})
+		}
+	}
 }
 
 func (c *rawClient) reset() {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // The differential suite: each scenario runs against Debian's mosquitto and
@@ -170,6 +172,18 @@ var scenarios = []scenario{
 				r.connect(fmt.Sprintf("v%d anonymous", v), a, v, connectOpts{Clean: true})
 				r.connect(fmt.Sprintf("v%d no password", v), a, v, connectOpts{Username: str("admin"), Clean: true})
 			}
+			// Issue 11: an empty password is a password (MQTT 3.1.1 allows
+			// it), refused with the version's own code, and every refusal
+			// is logged.
+			for _, v := range []byte{4, 5} {
+				r.connect(fmt.Sprintf("v%d empty password", v), a, v, user("admin", "", fmt.Sprintf("empty%d", v)))
+				r.connect(fmt.Sprintf("v%d unknown user", v), a, v, user("mallory", "x", fmt.Sprintf("mallory%d", v)))
+				r.connect(fmt.Sprintf("v%d anonymous", v), a, v, connectOpts{ClientID: fmt.Sprintf("anon%d", v), Clean: true})
+			}
+			// Mosquitto 2.0.11 logs every refused login without the client
+			// id, which it has not taken yet.
+			time.Sleep(settle)
+			r.note("refusals logged: %d", strings.Count(r.p.log.String(), "Client <unknown> disconnected, not authorised."))
 		},
 		want: []string{
 			"v4 good: connack 0x00",
@@ -182,6 +196,13 @@ var scenarios = []scenario{
 			"v5 unknown user: connack 0x87",
 			"v5 anonymous: connack 0x87",
 			"v5 no password: connack 0x87",
+			"v4 empty password: connack 0x05",
+			"v4 unknown user: connack 0x05",
+			"v4 anonymous: connack 0x05",
+			"v5 empty password: connack 0x87",
+			"v5 unknown user: connack 0x87",
+			"v5 anonymous: connack 0x87",
+			"refusals logged: 14",
 		},
 	},
 	{
@@ -432,6 +453,268 @@ var scenarios = []scenario{
 			`v5 receives: [alice/live="x" q1]`,
 			`retained after restart: 0x01 [alice/ret="kept" q1 retained]`,
 			"v3 clean start: connack 0x00",
+		},
+	},
+	{
+		// Issue 11: a session belongs to its user. alice takes over the
+		// session of admin's phone by its client id; Mosquitto resumes it
+		// but filters every queued message through alice's read rules.
+		name: "sessions across users",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 4, user("admin", "admin-pw", "admin"))
+			for _, v := range []byte{4, 5} {
+				id := fmt.Sprintf("phone%d", v)
+				o := user("admin", "admin-pw", id)
+				o.Clean, o.SessionExpiry = false, 3600
+				ph := r.connect(fmt.Sprintf("v%d admin's phone", v), a, v, o)
+				r.note("subscribe home/# alice/#: %s", ph.subscribe(1, "home/#", "alice/#"))
+				ph.disconnect()
+				for i := 1; i <= 3; i++ {
+					admin.publish("home/alarm/code", fmt.Sprint(i), 1, false)
+				}
+				admin.publish("alice/x", "queued", 1, false)
+				time.Sleep(settle)
+				oa := user("alice", "alice-pw", id)
+				oa.Clean, oa.SessionExpiry = false, 3600
+				al := r.connect(fmt.Sprintf("v%d alice with the phone's id", v), a, v, oa)
+				r.note("alice receives: %s", fmtMsgs(al.quiet(settle)))
+				al.reset()
+				admin.publish("home/alarm/code", "live", 1, false)
+				admin.publish("alice/y", "live", 1, false)
+				r.note("alice receives: %s", fmtMsgs(al.quiet(settle)))
+				al.disconnect()
+			}
+		},
+		want: []string{
+			"v4 admin's phone: connack 0x00",
+			"subscribe home/# alice/#: 0x01,0x01",
+			"v4 alice with the phone's id: connack 0x00 session present",
+			`alice receives: [alice/x="queued" q1]`,
+			`alice receives: [alice/y="live" q1]`,
+			"v5 admin's phone: connack 0x00",
+			"subscribe home/# alice/#: 0x01,0x01",
+			"v5 alice with the phone's id: connack 0x00 session present",
+			`alice receives: [alice/x="queued" q1]`,
+			`alice receives: [alice/y="live" q1]`,
+		},
+	},
+	{
+		// Issue 11: a read right revoked by SIGHUP applies to what is
+		// already queued; DUP marks only a redelivery; the client's own
+		// packet ids never collide with those of a resumed session.
+		name: "queued messages after a reload",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 4, user("admin", "admin-pw", "admin"))
+			o := user("bob", "bob-pw", "bob")
+			o.Clean = false
+			bob := r.connect("bob persistent", a, 4, o)
+			r.note("subscribe shared/#: %s", bob.subscribe(1, "shared/#"))
+			bob.disconnect()
+			admin.publish("shared/a", "1", 1, false)
+			admin.publish("shared/b", "2", 1, false)
+			time.Sleep(settle)
+			r.h.rerender(strings.Replace(stdHome, `bob: {password: file: "pw/bob", acl: ["read shared/#", `, `bob: {password: file: "pw/bob", acl: [`, 1))
+			r.p.signal(syscall.SIGHUP)
+			time.Sleep(time.Second)
+			bob = r.connect("bob after the reload", a, 4, o)
+			r.note("bob receives: %s", fmtMsgs(bob.quiet(settle)))
+			bob.disconnect()
+
+			// Redelivery: two messages sent and not acknowledged, one queued.
+			d := user("admin", "admin-pw", "redeliver")
+			d.Clean, d.NoAck = false, true
+			c := r.connect("admin persistent, not acknowledging", a, 4, d)
+			r.note("subscribe dup/#: %s", c.subscribe(1, "dup/#"))
+			admin.publish("dup/1", "sent", 1, false)
+			admin.publish("dup/2", "sent", 1, false)
+			r.note("received: %s", fmtMsgs(c.received(2, 2*time.Second)))
+			c.drop()
+			time.Sleep(settle) // the broker has seen the connection end: dup/3 is queued
+			admin.publish("dup/3", "queued", 1, false)
+			time.Sleep(settle)
+			c = r.connect("admin resumes, not acknowledging", a, 4, d)
+			r.note("received: %s", fmtMsgs(c.received(3, 2*time.Second)))
+			// The client's own packet ids 1 and 2 are the broker's too.
+			r.note("subscribe dup/x: %s", c.subscribe(1, "dup/x"))
+			r.note("publish dup/p: %s", c.publish("dup/p", "p", 1, false))
+			r.note("unsubscribe dup/x: %s", c.unsubscribe("dup/x"))
+			c.drop()
+			d.NoAck = false
+			c = r.connect("admin resumes and acknowledges", a, 4, d)
+			r.note("received: %s", fmtMsgs(c.received(4, 2*time.Second)))
+			c.disconnect()
+		},
+		want: []string{
+			"bob persistent: connack 0x00",
+			"subscribe shared/#: 0x01",
+			"bob after the reload: connack 0x00 session present",
+			"bob receives: []",
+			"admin persistent, not acknowledging: connack 0x00",
+			"subscribe dup/#: 0x01",
+			`received: [dup/1="sent" q1 dup/2="sent" q1]`,
+			"admin resumes, not acknowledging: connack 0x00 session present",
+			`received: [dup/1="sent" q1 dup dup/2="sent" q1 dup dup/3="queued" q1]`,
+			"subscribe dup/x: 0x01",
+			"publish dup/p: puback 0x00",
+			"unsubscribe dup/x: ok",
+			"admin resumes and acknowledges: connack 0x00 session present",
+			`received: [dup/1="sent" q1 dup dup/2="sent" q1 dup dup/3="queued" q1 dup dup/p="p" q1 dup]`,
+		},
+	},
+	{
+		// Issue 18: an acknowledgement carries none of the message's user
+		// properties; the subscriber gets them unchanged.
+		name: "mqtt5 acknowledgements",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			sub := r.mustConnect(a, 5, user("admin", "admin-pw", "sub"))
+			r.note("subscribe props/#: %s", sub.subscribe(2, "props/#"))
+			pub := r.mustConnect(a, 5, user("admin", "admin-pw", "pub"))
+			props := packets.Properties{User: []packets.UserProperty{{Key: "a", Val: "2"}, {Key: "c", Val: "3"}}}
+			for q := byte(1); q <= 2; q++ {
+				ack, bad := pub.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: q}, TopicName: fmt.Sprintf("props/%d", q), Payload: []byte("x"), Properties: props})
+				r.note("q%d: type %d, reason 0x%02x, remaining length %d, user properties %d %s", q, ack.FixedHeader.Type, ack.ReasonCode, ack.FixedHeader.Remaining, len(ack.Properties.User), bad)
+			}
+			alice := r.mustConnect(a, 5, user("alice", "alice-pw", "alice5"))
+			ack, bad := alice.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}, TopicName: "props/denied", Payload: []byte("x"), Properties: props})
+			r.note("denied: type %d, reason 0x%02x, user properties %d %s", ack.FixedHeader.Type, ack.ReasonCode, len(ack.Properties.User), bad)
+			r.note("subscriber receives: %s", fmtMsgs(sub.received(2, 2*time.Second)))
+		},
+		want: []string{
+			"subscribe props/#: 0x02",
+			"q1: type 4, reason 0x00, remaining length 2, user properties 0 ",
+			"q2: type 5, reason 0x00, remaining length 2, user properties 0 ",
+			"denied: type 4, reason 0x87, user properties 0 ",
+			`subscriber receives: [props/1="x" q1 user[a=2,c=3] props/2="x" q2 user[a=2,c=3]]`,
+		},
+	},
+	{
+		// Issue 18: a client's Receive Maximum holds what it is sent until
+		// it acknowledges, queued messages of its session included.
+		name: "receive maximum",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 4, user("admin", "admin-pw", "admin"))
+			o := user("admin", "admin-pw", "rm")
+			o.Clean, o.SessionExpiry, o.ReceiveMaximum, o.NoAck = false, 3600, 2, true
+			c := r.connect("receive maximum 2", a, 5, o)
+			r.note("subscribe rm/#: %s", c.subscribe(1, "rm/#"))
+			c.disconnect()
+			for i := 1; i <= 3; i++ {
+				admin.publish(fmt.Sprintf("rm/%d", i), "queued", 1, false)
+			}
+			time.Sleep(settle)
+			c = r.connect("resume", a, 5, o)
+			r.note("before acknowledging: %s", fmtMsgs(c.quiet(time.Second)))
+			for i := 4; i <= 5; i++ {
+				admin.publish(fmt.Sprintf("rm/%d", i), "live", 1, false)
+			}
+			r.note("still: %d messages", len(c.quiet(settle)))
+			c.ackAll()
+			r.note("after acknowledging two, the next two came: %v", len(c.received(4, 2*time.Second)) >= 4)
+			c.ackAll()
+			r.note("after acknowledging four: %d messages", len(c.received(5, 2*time.Second)))
+		},
+		want: []string{
+			"receive maximum 2: connack 0x00",
+			"subscribe rm/#: 0x01",
+			"resume: connack 0x00 session present",
+			`before acknowledging: [rm/1="queued" q1 rm/2="queued" q1]`,
+			"still: 2 messages",
+			"after acknowledging two, the next two came: true",
+			"after acknowledging four: 5 messages",
+		},
+	},
+	{
+		// Issue 18: the MQTT 5 subscription and flow-control surface, as
+		// Mosquitto 2.0.11 implements it.
+		name: "mqtt5 surface",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 5, user("admin", "admin-pw", "admin"))
+			admin.publish("rh/x", "kept", 1, true)
+			time.Sleep(settle)
+			for rh := byte(0); rh <= 2; rh++ {
+				c := r.mustConnect(a, 5, user("admin", "admin-pw", fmt.Sprintf("rh%d", rh)))
+				sub := packets.Subscription{Filter: "rh/#", Qos: 1, RetainHandling: rh}
+				r.note("retain handling %d: %s %s", rh, c.subscribeWith(0, sub), fmtMsgs(c.quiet(settle)))
+				c.reset()
+				r.note("retain handling %d again: %s %s", rh, c.subscribeWith(0, sub), fmtMsgs(c.quiet(settle)))
+			}
+			rap := r.mustConnect(a, 5, user("admin", "admin-pw", "rap"))
+			r.note("retain as published, subscription identifier 7: %s", rap.subscribeWith(7, packets.Subscription{Filter: "rap/#", Qos: 1, RetainAsPublished: true}))
+			r.note("plain, subscription identifier 9: %s", rap.subscribeWith(9, packets.Subscription{Filter: "rap/+", Qos: 1}))
+			admin.publish("rap/x", "live", 1, true)
+			r.note("received: %s", sortedMsgs(rap.received(2, 2*time.Second)))
+			admin.publish("rap/x", "", 1, true)
+
+			o := user("admin", "admin-pw", "small")
+			o.MaximumPacketSize = 64
+			small := r.mustConnect(a, 5, o)
+			small.subscribe(1, "mps/#")
+			admin.publish("mps/big", strings.Repeat("x", 100), 1, false)
+			admin.publish("mps/small", "x", 1, false)
+			r.note("maximum packet size 64: %s", fmtMsgs(small.received(1, 2*time.Second)))
+
+			q := user("admin", "admin-pw", "expiry")
+			q.Clean, q.SessionExpiry = false, 3600
+			c := r.mustConnect(a, 5, q)
+			c.subscribe(1, "exp/#")
+			c.disconnect()
+			for _, e := range []uint32{1, 300} {
+				admin.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}, TopicName: fmt.Sprintf("exp/%d", e), Payload: []byte("m"), Properties: packets.Properties{MessageExpiryInterval: e}})
+			}
+			time.Sleep(2500 * time.Millisecond)
+			c = r.mustConnect(a, 5, q)
+			r.note("queued with expiry 1 s and 300 s, after 2.5 s: %s", fmtMsgs(c.received(1, 2*time.Second)))
+
+			u := r.mustConnect(a, 5, user("admin", "admin-pw", "unsub"))
+			r.note("unsubscribe from nothing: %s", u.unsubscribeCodes("none/#"))
+			u.subscribe(1, "some/#")
+			r.note("unsubscribe: %s", u.unsubscribeCodes("some/#"))
+
+			np := user("alice", "alice-pw", "noproblem")
+			np.NoProblemInfo = true
+			al := r.mustConnect(a, 5, np)
+			ack, bad := al.publishWith(packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}, TopicName: "denied/x", Payload: []byte("x")})
+			r.note("denied without problem information: 0x%02x reason string %q %s", ack.ReasonCode, ack.Properties.ReasonString, bad)
+
+			g1 := r.mustConnect(a, 5, user("admin", "admin-pw", "g1"))
+			g2 := r.mustConnect(a, 5, user("admin", "admin-pw", "g2"))
+			r.note("shared: %s %s", g1.subscribe(1, "$share/g/sh/#"), g2.subscribe(1, "$share/g/sh/#"))
+			for i := range 6 {
+				admin.publish(fmt.Sprintf("sh/%d", i), "m", 1, false)
+			}
+			time.Sleep(settle)
+			r.note("shared: %d delivered in all", len(g1.quiet(0))+len(g2.quiet(0)))
+		},
+		want: []string{
+			`retain handling 0: 0x01 [rh/x="kept" q1 retained]`,
+			`retain handling 0 again: 0x01 [rh/x="kept" q1 retained]`,
+			`retain handling 1: 0x01 [rh/x="kept" q1 retained]`,
+			"retain handling 1 again: 0x01 []",
+			"retain handling 2: 0x01 []",
+			"retain handling 2 again: 0x01 []",
+			"retain as published, subscription identifier 7: 0x01",
+			"plain, subscription identifier 9: 0x01",
+			`received: [rap/x="live" q1 retained sub[7] rap/x="live" q1 sub[9]]`,
+			`maximum packet size 64: [mps/small="x" q1]`,
+			`queued with expiry 1 s and 300 s, after 2.5 s: [exp/300="m" q1 expiry]`,
+			"unsubscribe from nothing: 0x11",
+			"unsubscribe: 0x00",
+			`denied without problem information: 0x87 reason string "" `,
+			"shared: 0x01 0x01",
+			"shared: 6 delivered in all",
+		},
+		differs: []difference{
+			{8, `received: [rap/x="live" q1 sub[7 9]]`, "mochi sends one copy for overlapping subscriptions, with both identifiers (MQTT 5 allows either), and then applies neither's Retain As Published"},
 		},
 	},
 	{
@@ -841,6 +1124,39 @@ users: admin: {password: file: "pw/admin", acl: ["readwrite #"]}
 			"subscribe: 0x01",
 			"publishers acknowledged: 40000",
 			"subscriber received: 40000",
+		},
+	},
+	{
+		// Issue 11: a subscriber that stops reading never blocks the
+		// publishers; its queue fills to max_queued_messages and the rest
+		// of its messages are dropped. 1,020 messages of 16 KiB (its queue)
+		// are more than the socket buffers hold.
+		name: "stalled subscriber does not block publishers",
+		home: strings.Replace(stdHome, "persistence:", "limits: {max_queued_messages: 1000, max_inflight_messages: 20}\npersistence:", 1),
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			sub := r.mustConnect(a, 4, user("admin", "admin-pw", "sub"))
+			sub.countOnly = true
+			r.note("subscribe: %s", sub.subscribe(1, "slow/#"))
+			sub.gate.Lock() // the subscriber stops reading
+			p := r.mustConnect(a, 4, user("admin", "admin-pw", "pub"))
+			r.note("publisher acknowledged: %d", p.publishSized("slow/x", 5000, 16<<10, 30*time.Second))
+			other := r.mustConnect(a, 4, user("admin", "admin-pw", "other"))
+			r.note("another client: %s", other.publish("elsewhere", "x", 1, false))
+			sub.gate.Unlock()
+			deadline := time.Now().Add(10 * time.Second)
+			for sub.count.Load() < 1020 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(settle)
+			n := sub.count.Load()
+			r.note("the subscriber received its queue, not everything: %v", n >= 1020 && n < 5000)
+		},
+		want: []string{
+			"subscribe: 0x01",
+			"publisher acknowledged: 5000",
+			"another client: puback 0x00",
+			"the subscriber received its queue, not everything: true",
 		},
 	},
 	{
