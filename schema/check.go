@@ -32,7 +32,9 @@ func check(cfg *Config, pos *positions) Diagnostics {
 	c.tls()
 	c.accessRules()
 	c.devices()
+	c.deviceKinds()
 	c.integrations()
+	c.dialect()
 	c.persistenceAndLimits()
 	c.bridges()
 	c.backup()
@@ -51,7 +53,6 @@ var (
 	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
 	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	projectRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	imageTagRE = regexp.MustCompile(`:(\d+)\.(\d+)(\.\d+)?$`)
 )
 
 func validHost(s string) bool { return net.ParseIP(s) != nil || hostnameRE.MatchString(s) }
@@ -60,13 +61,6 @@ func (c *checker) broker() {
 	b := c.cfg.Broker
 	if !validHost(b.Hostname) {
 		c.errorf("broker.hostname", "%q is not a DNS name or IP address", b.Hostname)
-	}
-	if b.Engine == EngineMosquitto {
-		if m := imageTagRE.FindStringSubmatch(b.ImageRef()); m != nil {
-			if major, _ := strconv.Atoi(m[1]); major < 2 {
-				c.errorf("broker.image", "%s is older than Mosquitto 2.0, which mqttgen renders for: use eclipse-mosquitto:2.0 or later", b.ImageRef())
-			}
-		}
 	}
 	if b.Engine == EngineMqttgen && strings.Contains(b.Image, "mosquitto") {
 		c.errorf("broker.image", "%s is a Mosquitto image but engine is \"mqttgen\": remove image, or set engine: \"mosquitto\"", b.Image)
@@ -229,6 +223,9 @@ func (c *checker) devices() {
 		}
 		pubs := setOf(c, p+".publishes", d.Publishes)
 		subs := setOf(c, p+".subscribes", d.Subscribes)
+		if d.Kind != KindGeneric {
+			continue // deviceKinds checks the others' entities
+		}
 		for _, en := range SortedKeys(d.Entities) {
 			e := d.Entities[en]
 			ep := Path("devices", name, "entities", en)
