@@ -213,4 +213,3 @@ var kindNames = map[string]string{KindESPHome: "ESPHome", KindShelly: "Shelly", 
 var shellyComponentRE = regexp.MustCompile(`^[a-z]+:[0-9]+$`)
 
 var shellyComponents = map[string]bool{"switch": true, "sensor": true, "binary_sensor": true}
-
