@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
+	"github.com/mqttgen/mqttgen/mosquitto/version"
 	"github.com/mqttgen/mqttgen/pki"
 	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/secrets"
@@ -81,6 +83,16 @@ type RenderOptions struct {
 	// as the user that starts it (mqttgen serve starts it itself). Without
 	// it, a broker started as root drops to its default user, mosquitto.
 	KeepUser bool
+	// Mosquitto is the mosquitto binary a Local render is for: its release
+	// decides the dialect and its plugins are found beside it. Empty: the
+	// one on PATH; with none there, the image's release and plugin folder.
+	Mosquitto string
+	// PluginDir overrides the folder of the acl-file and password-file
+	// plugins (render --plugin-dir).
+	PluginDir string
+	// Bundled renders a Local home for the bundled broker (mqttgen serve),
+	// which reads both dialects: no mosquitto is looked for.
+	Bundled bool
 }
 
 // Render resolves every secret and certificate and returns the files.
@@ -107,6 +119,9 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 			return nil, err
 		}
 		in.Layout = generators.LocalLayout(opts.Out, runAs)
+		if err := localMosquitto(&in, opts); err != nil {
+			return nil, err
+		}
 	}
 
 	var problems schema.Diagnostics
@@ -177,6 +192,34 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		in.Certs = &generators.Certs{ServerCert: b.ServerCert, ServerKey: b.ServerKey, CA: b.CACert, ClientCA: b.CACert}
 	}
 	return generators.Render(cfg, in), nil
+}
+
+// localMosquitto sets the release and plugin folder of the mosquitto a
+// Local render is for.
+func localMosquitto(in *generators.Inputs, opts RenderOptions) error {
+	in.Layout.PluginDir = opts.PluginDir
+	if in.Layout.PluginDir == "" {
+		in.Layout.PluginDir = generators.ContainerLayout.PluginDir
+	}
+	if opts.Bundled {
+		return nil
+	}
+	bin := opts.Mosquitto
+	if bin == "" {
+		found, err := exec.LookPath("mosquitto")
+		if err != nil {
+			return nil // the image's release, and its plugin folder
+		}
+		bin = found
+	}
+	l, err := version.Detect(bin, opts.PluginDir)
+	if err != nil {
+		return err
+	}
+	in.Mosquitto = l.Version
+	in.MosquittoSource = l.Path
+	in.Layout.PluginDir = l.PluginDir
+	return nil
 }
 
 func accountPath(a schema.Account, field string) string {

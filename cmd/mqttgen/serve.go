@@ -30,7 +30,7 @@ with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
 				return err
 			}
 			out := filepath.Join(h.Secrets.Dir, "serve")
-			opts := workspace.RenderOptions{Local: true, Out: out, Now: time.Now(), KeepUser: true}
+			opts := workspace.RenderOptions{Local: true, Out: out, Now: time.Now(), KeepUser: true, Bundled: true}
 			files, err := h.Render(opts)
 			if err != nil {
 				return err
