@@ -2,7 +2,6 @@ package backup
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,6 +17,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Labels mqttgen and docker compose put on the project's containers.
@@ -187,13 +188,13 @@ func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, err
 		return nil, fmt.Errorf("read %s from %s: %w", t.ConfigDir, t.Name, err)
 	}
 	config = deployedOnly(config)
-	var conf []byte
+	var confData []byte
 	for _, f := range config {
-		if f.Path == "mosquitto.conf" {
-			conf = f.Data
+		if f.Path == "mosquitto.confData" {
+			confData = f.Data
 		}
 	}
-	persistence, location, dbFile := persistenceOf(conf, t.Engine)
+	persistence, location, dbFile := conf.Read("mosquitto.conf", confData).Persistence(t.Engine)
 	if location != "" {
 		t.DataDir = location
 		m.Broker.DataDir = location
@@ -308,13 +309,13 @@ func Flush(ctx context.Context, cli *client.Client, project, id string, timeout 
 	if err != nil {
 		return false, err
 	}
-	var conf []byte
+	var confData []byte
 	for _, f := range deployedOnly(config) {
-		if f.Path == "mosquitto.conf" {
-			conf = f.Data
+		if f.Path == "mosquitto.confData" {
+			confData = f.Data
 		}
 	}
-	on, location, file := persistenceOf(conf, t.Engine)
+	on, location, file := conf.Read("mosquitto.conf", confData).Persistence(t.Engine)
 	if location != "" {
 		t.DataDir = location
 	}
@@ -326,35 +327,6 @@ func Flush(ctx context.Context, cli *client.Client, project, id string, timeout 
 	}
 	_, _, err = flush(ctx, cli, t, file, timeout)
 	return err == nil, err
-}
-
-// persistenceOf reads persistence, persistence_location and
-// persistence_file from a mosquitto.conf; the database's name defaults to
-// the engine's.
-func persistenceOf(conf []byte, engine string) (on bool, location, file string) {
-	file = "mosquitto.db"
-	if engine == "mqttgen" {
-		file = "mqttgen-broker.db"
-	}
-	sc := bufio.NewScanner(bytes.NewReader(conf))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		switch f[0] {
-		case "persistence":
-			on = f[1] == "true"
-		case "persistence_location":
-			location = strings.TrimSuffix(f[1], "/")
-			if location == "" {
-				location = "/"
-			}
-		case "persistence_file":
-			file = f[1]
-		}
-	}
-	return on, location, file
 }
 
 // flush sends SIGUSR1 and waits until the database's size or modification

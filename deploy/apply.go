@@ -25,6 +25,7 @@ import (
 
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Event is one step of apply or destroy, for progress lines and --json.
@@ -617,8 +618,7 @@ func (x *executor) waitReady(ctx context.Context, op Op, s *Service, id string, 
 func logsToStderr(files []generators.File) bool {
 	for _, f := range files {
 		if f.Path == "mosquitto.conf" {
-			global, _ := parseConf(f.Data)
-			return slices.Contains(global["log_dest"], "log_dest stderr")
+			return slices.Contains(conf.Read(f.Path, f.Data).Values("log_dest"), "stderr")
 		}
 	}
 	return false

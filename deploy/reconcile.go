@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Action is what an operation does to a resource.
@@ -284,8 +285,7 @@ func short(digest string) string {
 
 // engineSwitch says what a change of broker.engine means for the data, or
 // "" when the engine stays. The two brokers keep different databases in
-// the data volume (mosquitto.db, mqttgen-broker.db), neither reading the
-// other's.
+// the data volume (conf.Database), neither reading the other's.
 func engineSwitch(cur *Container, s *Service) string {
 	if cur.Spec == nil || s.Engine() == "" {
 		return ""
@@ -294,7 +294,7 @@ func engineSwitch(cur *Container, s *Service) string {
 	if from == "" || from == to {
 		return ""
 	}
-	db := map[string]string{"mosquitto": "mosquitto.db", "mqttgen": "mqttgen-broker.db"}[from]
+	db := conf.Database(from)
 	if db == "" {
 		db = "database"
 	}
