@@ -122,6 +122,9 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		if err := localMosquitto(&in, opts); err != nil {
 			return nil, err
 		}
+		if err := forRelease(cfg, in); err != nil {
+			return nil, err
+		}
 	}
 
 	var problems schema.Diagnostics
@@ -219,6 +222,24 @@ func localMosquitto(in *generators.Inputs, opts RenderOptions) error {
 	in.Mosquitto = l.Version
 	in.MosquittoSource = l.Path
 	in.Layout.PluginDir = l.PluginDir
+	return nil
+}
+
+// forRelease refuses what the release a Local render found on PATH cannot
+// express, which vet (checking against the image) let through.
+func forRelease(cfg *schema.Config, in generators.Inputs) error {
+	if in.Mosquitto.IsZero() || in.Mosquitto.Plugins() {
+		return nil
+	}
+	var problems schema.Diagnostics
+	for _, name := range schema.SortedKeys(cfg.Listeners) {
+		if cfg.Listeners[name].Protocols != nil {
+			problems = append(problems, cfg.Errorf(schema.Path("listeners", name, "protocols"), "the mosquitto on this host (%s, %s) accepts every protocol version on every listener: remove protocols, or render for Mosquitto 2.1 (--local with its mosquitto first on PATH)", in.Mosquitto, in.MosquittoSource))
+		}
+	}
+	if len(problems) > 0 {
+		return problems
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package conf_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,15 @@ import (
 // with the real pipeline, as `mqttgen render --local` does.
 func render(t *testing.T, home string, env map[string]string) string {
 	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	return renderWith(t, home, workspace.RenderOptions{})
+}
+
+// renderWith renders home with opts, Local into a temp folder.
+func renderWith(t *testing.T, home string, opts workspace.RenderOptions) string {
+	t.Helper()
 	// Not t.TempDir (0700): run as root, rendering checks that the broker's
 	// user can enter the folder.
 	dir, err := os.MkdirTemp("", "mqttgen-conf-test-")
@@ -23,9 +33,6 @@ func render(t *testing.T, home string, env map[string]string) string {
 	}
 	os.Chmod(dir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
 	path := filepath.Join(dir, "home.cue")
 	if err := os.WriteFile(path, []byte("package home\n\n"+home), 0o644); err != nil {
 		t.Fatal(err)
@@ -35,7 +42,8 @@ func render(t *testing.T, home string, env map[string]string) string {
 		t.Fatalf("open home: %v", err)
 	}
 	out := filepath.Join(dir, "out")
-	files, err := h.Render(workspace.RenderOptions{Local: true, Out: out, Now: time.Now()})
+	opts.Local, opts.Out, opts.Now = true, out, time.Now()
+	files, err := h.Render(opts)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -262,5 +270,88 @@ func TestStrftime(t *testing.T) {
 	}
 	if got := conf.Strftime(tm, "%s %% %j %e"); got != "1709622489 % 065  5" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// The 2.1 dialect: the acl-file and password-file plugins for every
+// listener, listener_allow_anonymous and accept_protocol_versions.
+func TestPluginDialect(t *testing.T) {
+	c, err := conf.Parse("x.conf", strings.NewReader(`plugin /usr/lib/mosquitto_password_file.so
+plugin_opt_password_file /a
+plugin /usr/lib/mosquitto_acl_file.so
+plugin_opt_acl_file /b
+auth_plugin_deny_special_chars false
+listener 1883
+listener_allow_anonymous false
+accept_protocol_versions 4,5
+listener 1884 127.0.0.1
+listener_allow_anonymous true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.SecurityFor(c.Listeners[0]), c.SecurityFor(c.Listeners[1])
+	if a.Anonymous() || a.PasswordFile != "/a" || a.ACLFile != "/b" {
+		t.Errorf("first %+v", a)
+	}
+	if !b.Anonymous() || b.PasswordFile != "/a" || b.ACLFile != "/b" {
+		t.Errorf("second %+v", b)
+	}
+	if c.DenySpecialChars {
+		t.Error("auth_plugin_deny_special_chars false not read")
+	}
+	l := c.Listeners[0]
+	if l.Accepts(3) || !l.Accepts(4) || !l.Accepts(5) || !c.Listeners[1].Accepts(3) {
+		t.Errorf("protocol versions %v / %v", l.ProtocolVersions, c.Listeners[1].ProtocolVersions)
+	}
+}
+
+func TestPluginErrors(t *testing.T) {
+	for text, want := range map[string]string{
+		"plugin /usr/lib/mosquitto_dynamic_security.so\nlistener 1883\n":                      "has no other plugin",
+		"plugin_opt_acl_file /b\nlistener 1883\n":                                             "must follow its plugin line",
+		"plugin /usr/lib/mosquitto_password_file.so\nplugin_opt_acl_file /b\nlistener 1883\n": "must follow its plugin line",
+		"listener 1883\nplugin /usr/lib/mosquitto_acl_file.so\n":                              "before the first listener",
+		"per_listener_settings true\nplugin /usr/lib/mosquitto_acl_file.so\nlistener 1883\n":  "per_listener_settings",
+		"listener 1883\naccept_protocol_versions 4,6\n":                                       "protocol levels",
+		"auth_plugin_deny_special_chars false\nlistener 1883\n":                               "must follow a plugin line",
+		"listener_allow_anonymous true\nlistener 1883\n":                                      "listener option",
+	} {
+		_, err := conf.Parse("x.conf", strings.NewReader(text))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", text, err, want)
+		}
+	}
+}
+
+// Homes rendered in the 2.1 dialect read back with the same security as
+// in 2.0's.
+func TestRenderedDialectsAgree(t *testing.T) {
+	home := `listeners: {
+	mqtt: {port: 1883%s}
+	local: {port: 1884, bind: "127.0.0.1", anonymous: true}
+}
+anonymous: acl: ["read public/#"]
+users: admin: acl: ["readwrite #"]`
+	c20, err := conf.Load(renderWith(t, "broker: image: \"eclipse-mosquitto:2.0.20\"\n"+fmt.Sprintf(home, ""), workspace.RenderOptions{Bundled: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c21, err := conf.Load(renderWith(t, fmt.Sprintf(home, `, protocols: ["3.1.1", "5"]`), workspace.RenderOptions{Bundled: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c20.PerListenerSettings == c21.PerListenerSettings || c21.PerListenerSettings {
+		t.Errorf("per_listener_settings: 2.0 %v, 2.1 %v", c20.PerListenerSettings, c21.PerListenerSettings)
+	}
+	for i := range c21.Listeners {
+		a, b := c20.SecurityFor(c20.Listeners[i]), c21.SecurityFor(c21.Listeners[i])
+		if a.Anonymous() != b.Anonymous() || filepath.Base(a.ACLFile) != "acl" || filepath.Base(b.ACLFile) != "acl" ||
+			filepath.Base(a.PasswordFile) != "passwd" || filepath.Base(b.PasswordFile) != "passwd" {
+			t.Errorf("listener %d: 2.0 %+v, 2.1 %+v", i, a, b)
+		}
+	}
+	if l := c21.Listeners[0]; l.Accepts(3) || !l.Accepts(5) {
+		t.Errorf("2.1 listener protocols %v", l.ProtocolVersions)
 	}
 }
