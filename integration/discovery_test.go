@@ -104,14 +104,18 @@ devices: {
 `
 
 func TestDiscoveryWithPaho(t *testing.T) {
+	forEachMosquitto(t, testDiscoveryWithPaho)
+}
+
+func testDiscoveryWithPaho(t *testing.T, m mosq) {
 	py := requirePaho(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(discoveryHome), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hm := openHome(t, dir)
+	hm := openHome(t, m, dir)
 	hm.render(t)
-	startBroker(t, "discovery", hm.conf(), hm.addr("mqtt"))
+	startBroker(t, m, "discovery", hm.conf(), hm.addr("mqtt"))
 	cfg := hm.H.Config
 	prefix := cfg.HomeAssistant.DiscoveryPrefix
 	opts := discovery.Options{Broker: "tcp://" + hm.addr("mqtt"), Username: "hass", Password: hm.password(t, "hass"), Timeout: opTimeout}
