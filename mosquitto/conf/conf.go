@@ -241,7 +241,7 @@ func Load(path string) (*Config, error) {
 // Defaults are Mosquitto 2.0's values for options a file leaves out.
 func defaults(file string) *Config {
 	return &Config{
-		DenySpecialChars: true,
+		DenySpecialChars:    true,
 		File:                file,
 		LogTypes:            LogTypes{},
 		ConnectionMessages:  true,
