@@ -38,26 +38,17 @@ func ACL(cfg *schema.Config) File {
 
 // AccountRules are the rules of one user or device.
 func AccountRules(cfg *schema.Config, name string) []acl.Rule {
-	if d, ok := cfg.Devices[name]; ok {
-		var rules []acl.Rule
-		for _, t := range d.Publishes {
-			rules = append(rules, acl.Rule{Access: acl.Write, Topic: DeviceTopic(cfg, name, t)})
-		}
-		if d.Availability {
-			rules = append(rules, acl.Rule{Access: acl.Write, Topic: AvailabilityTopic(cfg, name)})
-		}
-		for _, t := range d.Subscribes {
-			rules = append(rules, acl.Rule{Access: acl.Read, Topic: DeviceTopic(cfg, name, t)})
-		}
-		return rules
+	if _, ok := cfg.Devices[name]; ok {
+		return deviceRules(cfg, name)
 	}
 	u := cfg.Users[name]
 	return append(PresetRules(cfg, u.Preset, name), mustRules(u.ACL, false)...)
 }
 
-// DeviceTopic is <devices_topic>/<device>/<name>.
+// DeviceTopic is <prefix>/<name>: <devices_topic>/<device>/<name> unless
+// the device has a topic_prefix.
 func DeviceTopic(cfg *schema.Config, device, name string) string {
-	return cfg.DevicesTopic + "/" + device + "/" + name
+	return DevicePrefix(cfg, device) + "/" + name
 }
 
 // AvailabilityTopic is where a device with availability says online or
@@ -88,8 +79,17 @@ func PresetRules(cfg *schema.Config, preset, user string) []acl.Rule {
 		if len(cfg.Devices) > 0 {
 			add(acl.ReadWrite, cfg.DevicesTopic+"/#")
 		}
+		for _, d := range schema.SortedKeys(cfg.Devices) {
+			// A topic_prefix outside devices_topic needs a rule of its own.
+			if p := DevicePrefix(cfg, d); !strings.HasPrefix(p, cfg.DevicesTopic+"/") {
+				add(acl.ReadWrite, p+"/#")
+			}
+		}
 		if cfg.Zigbee2MQTT != nil {
 			add(acl.ReadWrite, cfg.Zigbee2MQTT.BaseTopic+"/#")
+		}
+		if hasTasmotaDevice(cfg) && !hasPreset(cfg, "tasmota") {
+			add(acl.Read, "tasmota/discovery/#")
 		}
 		if hasPreset(cfg, "tasmota") {
 			add(acl.Write, "cmnd/#")
@@ -119,6 +119,15 @@ func PresetRules(cfg *schema.Config, preset, user string) []acl.Rule {
 		add(acl.Write, "tasmota/discovery/#")
 	}
 	return rules
+}
+
+func hasTasmotaDevice(cfg *schema.Config) bool {
+	for _, d := range cfg.Devices {
+		if d.Kind == schema.KindTasmota {
+			return true
+		}
+	}
+	return false
 }
 
 func hasPreset(cfg *schema.Config, preset string) bool {
