@@ -173,7 +173,7 @@ func openHome(t *testing.T, m mosq, path string) *home {
 // render renders the home and writes its files, as `mqttgen render --local`.
 func (hm *home) render(t *testing.T) {
 	t.Helper()
-	files, err := hm.H.Render(workspace.RenderOptions{Local: true, Out: hm.Out, Now: time.Now(), Mosquitto: hm.M.bin})
+	files, err := hm.H.Render(workspace.RenderOptions{Local: true, Out: hm.Out, Now: time.Now(), Mosquitto: hm.M.bin, Bundled: hm.M.name == "bundled"})
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
