@@ -149,7 +149,7 @@ func MosquittoConf(cfg *schema.Config, in Inputs) File {
 	}
 
 	for _, name := range schema.SortedKeys(cfg.Bridges) {
-		bridgeConf(w, name, cfg, in)
+		bridgeConf(w, name, cfg, in, plugins)
 	}
 
 	mode := publicMode
@@ -184,7 +184,7 @@ func listenerOrder(cfg *schema.Config) []string {
 
 // bridgeConf writes one bridge. `connection` comes first: Mosquitto refuses
 // bridge options before it.
-func bridgeConf(w *confWriter, name string, cfg *schema.Config, in Inputs) {
+func bridgeConf(w *confWriter, name string, cfg *schema.Config, in Inputs, reloads bool) {
 	b := cfg.Bridges[name]
 	w.section("Bridge " + name)
 	w.opt("connection", name)
@@ -202,6 +202,11 @@ func bridgeConf(w *confWriter, name string, cfg *schema.Config, in Inputs) {
 		w.opt("remote_password", pw)
 	}
 	w.opt("cleansession", b.CleanSession)
+	if reloads {
+		// 2.1 applies a changed bridge on SIGHUP; lazy (its default) would
+		// wait for the bridge's next reconnection.
+		w.opt("bridge_reload_type", "immediate")
+	}
 	if b.TLS {
 		if _, ok := in.BridgeCAs[name]; ok {
 			w.opt("bridge_cafile", certPath(in.Layout, "bridge-"+name+"-ca.crt"))

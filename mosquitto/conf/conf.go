@@ -313,7 +313,7 @@ func Parse(file string, r io.Reader) (*Config, error) {
 var renderedBridgeOptions = map[string]bool{
 	"address": true, "addresses": true, "bridge_protocol_version": true, "remote_clientid": true,
 	"remote_username": true, "remote_password": true, "cleansession": true, "bridge_cafile": true,
-	"bridge_capath": true, "bridge_tls_version": true, "topic": true,
+	"bridge_capath": true, "bridge_tls_version": true, "topic": true, "bridge_reload_type": true,
 }
 
 // renderedListenerOptions are the listener options mqttgen renders, that belong to the current `listener`.
@@ -712,6 +712,11 @@ func (p *parser) bridgeOption(n int, key, value string) {
 				continue
 			}
 			b.Addresses = append(b.Addresses, netJoin(host, mustAtoi(port)))
+		}
+	case "bridge_reload_type":
+		// The bundled broker reads bridges at start only (docs/broker.md).
+		if value != "lazy" && value != "immediate" {
+			p.errorf(n, "bridge_reload_type %q is not lazy or immediate", value)
 		}
 	case "bridge_protocol_version":
 		switch value {
