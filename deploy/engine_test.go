@@ -42,7 +42,7 @@ import (
 var (
 	imageOnce sync.Once
 	imageErr  error
-	imageTag  = deploytest.Tag("mosquitto")
+	imageTag  = deploytest.MosquittoTag("mosquitto")
 	imageCli  *client.Client
 )
 

@@ -117,7 +117,7 @@ func FormatBundle(b Bundle, format string) ([]byte, error) {
 			m["topic_prefix"] = b.TopicPrefix
 		}
 		if b.kind != "" && b.kind != schema.KindESPHome {
-			return nil, fmt.Errorf("%s is a %s device: ESPHome's settings would not give the topics its login may use; use --format %s", b.Username, b.kind, b.kind)
+			return nil, fmt.Errorf("%s is a %s device: ESPHome publishes on <topic_prefix>/<component>/<object_id>/state, which its login may not; declare it kind: \"esphome\"", b.Username, b.kind)
 		}
 		out.WriteString("# ESPHome's MQTT settings for " + b.Username + ": paste under the device's YAML (or keep the password in secrets.yaml).\n")
 		encodeYAML(&out, map[string]any{"mqtt": m})

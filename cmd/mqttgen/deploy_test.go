@@ -43,7 +43,7 @@ func mqttgen(t *testing.T, stdin string, args ...string) (int, string) {
 func TestPlanApplyDestroy(t *testing.T) {
 	cli := deploytest.Engine(t)
 	ctx := context.Background()
-	tag := deploytest.Tag("cli-mosquitto")
+	tag := deploytest.MosquittoTag("cli-mosquitto")
 	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
 		t.Fatal(err)
 	}
