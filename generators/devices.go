@@ -96,16 +96,6 @@ func deviceRules(cfg *schema.Config, device string) []acl.Rule {
 	return rules
 }
 
-// shellyValues are the fields of a Shelly component's status that a
-// sensor of each device_class shows.
-var shellyValues = map[string]string{
-	"power": "apower", "energy": "aenergy.total", "voltage": "voltage", "current": "current",
-	"temperature": "temperature.tC", "frequency": "freq",
-}
-
-// ShellySensorClasses are the device classes a Shelly sensor may have.
-func ShellySensorClasses() []string { return schema.SortedKeys(shellyValues) }
-
 // shellyComponent is a Shelly entity as HA reads it: the state from the
 // component's status notification (<prefix>/status/<component>:<id>), a
 // switch's command as an RPC request on <prefix>/rpc (Switch.Set), whose
@@ -143,11 +133,7 @@ func shellyComponent(cfg *schema.Config, device, name string) map[string]any {
 	case "binary_sensor":
 		c["value_template"] = "{{ 'ON' if value_json.state else 'OFF' }}"
 	case "sensor":
-		field := shellyValues[e.DeviceClass]
-		if field == "" {
-			field = "apower"
-		}
-		c["value_template"] = "{{ value_json." + field + " }}"
+		c["value_template"] = "{{ value_json." + schema.ShellySensorFields[e.DeviceClass] + " }}"
 		if e.Unit != "" {
 			c["state_class"] = "measurement"
 		}

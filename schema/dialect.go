@@ -196,6 +196,9 @@ func (c *checker) deviceKinds() {
 				if e.State != "" || e.Command != "" {
 					c.errorf(ep, "a Shelly entity's topics follow from shelly: remove state and command")
 				}
+				if _, ok := ShellySensorFields[e.DeviceClass]; e.Component == "sensor" && !ok {
+					c.errorf(ep, "a Shelly sensor shows a field of the component's status chosen by device_class: one of %s", strings.Join(SortedKeys(ShellySensorFields), ", "))
+				}
 				if !shellyComponents[e.Component] {
 					c.errorf(ep+".component", "mqttgen describes Shelly entities of component switch, sensor or binary_sensor, not %s", e.Component)
 				}
@@ -213,3 +216,10 @@ var kindNames = map[string]string{KindESPHome: "ESPHome", KindShelly: "Shelly", 
 var shellyComponentRE = regexp.MustCompile(`^[a-z]+:[0-9]+$`)
 
 var shellyComponents = map[string]bool{"switch": true, "sensor": true, "binary_sensor": true}
+
+// ShellySensorFields are the fields of a Shelly component's status that a
+// sensor of each device_class shows.
+var ShellySensorFields = map[string]string{
+	"power": "apower", "energy": "aenergy.total", "voltage": "voltage", "current": "current",
+	"temperature": "temperature.tC", "frequency": "freq",
+}
