@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -133,7 +134,7 @@ func Publish(opts Options, prefix string, msgs []generators.Discovery) (Report, 
 	}
 
 	var migrate, stale []string
-	for _, topic := range sortedKeys(old.perComponent) {
+	for _, topic := range slices.Sorted(maps.Keys(old.perComponent)) {
 		if _, ok := owner[old.perComponent[topic]]; ok {
 			migrate = append(migrate, topic)
 		} else {
@@ -172,7 +173,7 @@ func Publish(opts Options, prefix string, msgs []generators.Discovery) (Report, 
 		}
 		rep.Cleared = append(rep.Cleared, topic)
 	}
-	for _, topic := range sortedKeys(old.devices) {
+	for _, topic := range slices.Sorted(maps.Keys(old.devices)) {
 		if want[topic] {
 			continue
 		}
@@ -228,7 +229,7 @@ func withRemovals(payload []byte, old map[string]string) ([]byte, []string, erro
 	}
 	cmps, _ := c["cmps"].(map[string]any)
 	var removed []string
-	for _, id := range sortedKeys(old) {
+	for _, id := range slices.Sorted(maps.Keys(old)) {
 		if _, ok := cmps[id]; !ok {
 			cmps[id] = map[string]any{"platform": old[id]}
 			removed = append(removed, id)
@@ -239,15 +240,6 @@ func withRemovals(payload []byte, old map[string]string) ([]byte, []string, erro
 	}
 	out, err := json.Marshal(c)
 	return out, removed, err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func wait(t mqtt.Token, timeout time.Duration, what string) error {
