@@ -68,7 +68,7 @@ func forEachMosquitto(t *testing.T, f func(t *testing.T, m mosq)) {
 	t.Run("2.1", func(t *testing.T) {
 		bin := os.Getenv(MosquittoEnv)
 		if bin == "" {
-			fmt.Printf("--- %s/2.1: not run: set %s to a Mosquitto 2.1 binary to run it\n", t.Name(), MosquittoEnv)
+			fmt.Printf("--- %s: not run: set %s to a Mosquitto 2.1 binary to run it\n", t.Name(), MosquittoEnv)
 			t.Skip(MosquittoEnv + " is not set: the Mosquitto 2.1 dialect was not run on a real 2.1 broker")
 		}
 		prefix := filepath.Dir(filepath.Dir(bin))
