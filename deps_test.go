@@ -60,7 +60,8 @@ var rules = []rule{
 	{"backup", []string{"engine", "generators", "mosquitto/*", "workspace"}, []string{"backup/backuptest"}},
 	{"backup/backuptest", nil, nil},
 	{"deploy", []string{"backup", "engine", "generators", "schema", "workspace", "pki", "mosquitto/*", "internal/*"}, []string{"deploy/deploytest", "backup/backuptest", "secrets"}},
-	{"deploy/deploytest", []string{"engine"}, nil},
+	// mosquitto/version: the stand-in image's tag names the release it holds.
+	{"deploy/deploytest", []string{"engine", "mosquitto/*"}, nil},
 	{"status", []string{"backup", "deploy", "engine", "generators", "workspace", "pki", "mosquitto/*", "internal/*"}, nil},
 
 	// mqttgen import: reads a foreign setup (mosquitto/*) into a home

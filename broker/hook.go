@@ -187,6 +187,13 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.ServerKeepalive = true
 	}
 
+	// accept_protocol_versions (Mosquitto 2.1), checked before the login
+	// as Mosquitto does: CONNACK 0x84, or 1 for MQTT 3.
+	if l := b.listenerConf(cl.Net.Listener); l != nil && !l.Accepts(cl.Properties.ProtocolVersion) {
+		b.refuse(cl, packets.ErrUnsupportedProtocolVersion, "protocol version not accepted on this listener")
+		return packets.ErrUnsupportedProtocolVersion
+	}
+
 	addr := remoteOf(cl)
 	if st.hasUser {
 		b.logins.wait(addr, b.done)

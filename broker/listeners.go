@@ -291,3 +291,14 @@ func (c *wsConn) Write(p []byte) (int, error) {
 }
 
 func (c *wsConn) Close() error { return c.ws.Close() }
+
+// listenerConf is the configuration of the listener of that id, nil for
+// none (the inline client).
+func (b *Broker) listenerConf(id string) *conf.Listener {
+	for _, l := range b.cfg.Listeners {
+		if l.ID() == id {
+			return l
+		}
+	}
+	return nil
+}

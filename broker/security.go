@@ -64,18 +64,13 @@ func loadSecurity(c *conf.Config) (*securityState, error) {
 		return sec, nil
 	}
 	st := &securityState{byListener: map[string]*security{}}
-	var global *security
 	for _, l := range c.Listeners {
-		if !c.PerListenerSettings && global != nil {
-			st.byListener[l.ID()] = global
-			continue
-		}
+		// Files are read once each (by path); listeners differ at most in
+		// anonymous access (per_listener_settings or 2.1's
+		// listener_allow_anonymous).
 		sec, err := build(c.SecurityFor(l))
 		if err != nil {
 			return nil, err
-		}
-		if !c.PerListenerSettings {
-			global = sec
 		}
 		st.byListener[l.ID()] = sec
 	}

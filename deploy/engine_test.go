@@ -42,7 +42,7 @@ import (
 var (
 	imageOnce sync.Once
 	imageErr  error
-	imageTag  = deploytest.Tag("mosquitto")
+	imageTag  = deploytest.MosquittoTag("mosquitto")
 	imageCli  *client.Client
 )
 
@@ -615,7 +615,7 @@ deploy: project: "PROJECT"
 func TestMissingImage(t *testing.T) {
 	cli := testEngine(t)
 	h := newHome(t, fmt.Sprintf(`package home
-broker: image: "mqttgen-test/absent:%d"
+broker: {image: "mqttgen-test/absent:%d", version: "2.1.2"}
 listeners: mqtt: port: %d
 users: admin: acl: ["readwrite #"]
 deploy: project: "PROJECT"

@@ -208,11 +208,13 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 	}
 
 	op.Files = fileChanges(cur.Files, s.Files)
+	key := conf.TableKey(s.Engine(), fileData(s.Files, "mosquitto.conf"))
+	op.Changes = append(op.Changes, packetLimitChange(s.Engine(), fileData(cur.Files, "mosquitto.conf"), fileData(s.Files, "mosquitto.conf"))...)
 	var reloadable []string
 	for i, f := range op.Files {
 		why := ""
 		if s.Reload {
-			why = fileForcesRestart(s.Engine(), f.Path, fileData(cur.Files, f.Path), fileData(s.Files, f.Path))
+			why = fileForcesRestart(key, f.Path, fileData(cur.Files, f.Path), fileData(s.Files, f.Path))
 		} else {
 			why = "the service does not reload its files"
 		}

@@ -294,6 +294,30 @@ func TestPlanText(t *testing.T) {
 		want:    desired(t, home(t, `deploy: project`, "bridges: cloud: {address: \"cloud.example.com:8883\", username: \"house\", password: env: \"P\", topics: [{pattern: \"a/#\"}]}\ndeploy: project"), "a", "-rotated"),
 		actions: []Action{Replace},
 		summary: [3]int{1, 0, 1},
+	}, {
+		// Mosquitto 2.1 reloads bridges on SIGHUP (bridge_reload_type
+		// immediate): a rotated bridge password is a ~, not a -/+.
+		name: "mosquitto-2.1-bridge-password",
+		observed: func() *Observed {
+			return deployed(desired(t, home(t, "2.0.20", "2.1.2", `deploy: project`, "bridges: cloud: {address: \"cloud.example.com:8883\", username: \"house\", password: env: \"P\", topics: [{pattern: \"a/#\"}]}\ndeploy: project"), "a"))
+		},
+		want:    desired(t, home(t, "2.0.20", "2.1.2", `deploy: project`, "bridges: cloud: {address: \"cloud.example.com:8883\", username: \"house\", password: env: \"P\", topics: [{pattern: \"a/#\"}]}\ndeploy: project"), "a", "-rotated"),
+		actions: []Action{Update},
+		summary: [3]int{0, 1, 0},
+	}, {
+		// 2.0 to 2.1: a new container, and the packet limit falls to 2.1's
+		// default, which plan shows.
+		name:     "mosquitto-2.1-upgrade",
+		observed: func() *Observed { return deployed(base) },
+		want:     desired(t, home(t, "2.0.20", "2.1.2"), "a"),
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
+	}, {
+		name:     "mosquitto-2.1-listener",
+		observed: func() *Observed { return deployed(desired(t, home(t, "2.0.20", "2.1.2"), "a")) },
+		want:     desired(t, home(t, "2.0.20", "2.1.2", "mqtt: port: 1883", "mqtt: {port: 1883, protocols: [\"5\"]}"), "a"),
+		actions:  []Action{Replace},
+		summary:  [3]int{1, 0, 1},
 	}}
 	bundled := func(edits ...string) *Desired {
 		edits = append([]string{`broker: image: "eclipse-mosquitto:2.0.20"`, `broker: engine: "mqttgen"`}, edits...)

@@ -103,15 +103,13 @@ func AccountRules(cfg *schema.Config, name string) []acl.Rule {
 
 func accountRules(cfg *schema.Config, name string) sourced {
 	var s sourced
-	if d, ok := cfg.Devices[name]; ok {
-		for i, t := range d.Publishes {
-			s.add(acl.Rule{Access: acl.Write, Topic: DeviceTopic(cfg, name, t)}, Origin{Path: schema.Path("devices", name, "publishes", i)})
+	if _, ok := cfg.Devices[name]; ok {
+		pub, sub := FirmwareTopics(cfg, name)
+		for i, t := range pub {
+			s.add(acl.Rule{Access: acl.Write, Topic: t}, deviceOrigin(cfg, name, "publishes", i))
 		}
-		if d.Availability {
-			s.add(acl.Rule{Access: acl.Write, Topic: AvailabilityTopic(cfg, name)}, Origin{Path: schema.Path("devices", name, "availability")})
-		}
-		for i, t := range d.Subscribes {
-			s.add(acl.Rule{Access: acl.Read, Topic: DeviceTopic(cfg, name, t)}, Origin{Path: schema.Path("devices", name, "subscribes", i)})
+		for i, t := range sub {
+			s.add(acl.Rule{Access: acl.Read, Topic: t}, deviceOrigin(cfg, name, "subscribes", i))
 		}
 		return s
 	}
@@ -125,9 +123,24 @@ func accountRules(cfg *schema.Config, name string) sourced {
 	return s
 }
 
-// DeviceTopic is <devices_topic>/<device>/<name>.
+// deviceOrigin is where the i-th topic a device publishes or subscribes to
+// comes from: its publishes, availability and subscribes for a generic
+// device, its kind for a firmware's layout.
+func deviceOrigin(cfg *schema.Config, device, field string, i int) Origin {
+	d := cfg.Devices[device]
+	if d.Kind != "" && d.Kind != schema.KindGeneric {
+		return Origin{Path: schema.Path("devices", device, "kind")}
+	}
+	if field == "publishes" && i >= len(d.Publishes) {
+		return Origin{Path: schema.Path("devices", device, "availability")}
+	}
+	return Origin{Path: schema.Path("devices", device, field, i)}
+}
+
+// DeviceTopic is <prefix>/<name>: <devices_topic>/<device>/<name> unless
+// the device has a topic_prefix.
 func DeviceTopic(cfg *schema.Config, device, name string) string {
-	return cfg.DevicesTopic + "/" + device + "/" + name
+	return DevicePrefix(cfg, device) + "/" + name
 }
 
 // AvailabilityTopic is where a device with availability says online or
@@ -158,8 +171,17 @@ func PresetRules(cfg *schema.Config, preset, user string) []acl.Rule {
 		if len(cfg.Devices) > 0 {
 			add(acl.ReadWrite, cfg.DevicesTopic+"/#")
 		}
+		for _, d := range schema.SortedKeys(cfg.Devices) {
+			// A topic_prefix outside devices_topic needs a rule of its own.
+			if p := DevicePrefix(cfg, d); !strings.HasPrefix(p, cfg.DevicesTopic+"/") {
+				add(acl.ReadWrite, p+"/#")
+			}
+		}
 		if cfg.Zigbee2MQTT != nil {
 			add(acl.ReadWrite, cfg.Zigbee2MQTT.BaseTopic+"/#")
+		}
+		if hasTasmotaDevice(cfg) && !hasPreset(cfg, "tasmota") {
+			add(acl.Read, "tasmota/discovery/#")
 		}
 		if hasPreset(cfg, "tasmota") {
 			add(acl.Write, "cmnd/#")
@@ -189,6 +211,15 @@ func PresetRules(cfg *schema.Config, preset, user string) []acl.Rule {
 		add(acl.Write, "tasmota/discovery/#")
 	}
 	return rules
+}
+
+func hasTasmotaDevice(cfg *schema.Config) bool {
+	for _, d := range cfg.Devices {
+		if d.Kind == schema.KindTasmota {
+			return true
+		}
+	}
+	return false
 }
 
 func hasPreset(cfg *schema.Config, preset string) bool {

@@ -19,12 +19,19 @@ type Bundle struct {
 	Password       string `json:"password" yaml:"password"`
 	// CACertificate (PEM) verifies the broker's TLS certificate.
 	CACertificate string `json:"ca_certificate,omitempty" yaml:"ca_certificate,omitempty"`
+	// Protocol is the MQTT version the client should speak: "5" for Home
+	// Assistant (it drops 3.x in 2027.1; vet makes sure it can).
+	Protocol string `json:"protocol,omitempty" yaml:"protocol,omitempty"`
+	// TopicPrefix is a device's topic root (ESPHome's topic_prefix,
+	// Shelly's topic_prefix, Tasmota's FullTopic before %prefix%).
+	TopicPrefix string `json:"topic_prefix,omitempty" yaml:"topic_prefix,omitempty"`
 
 	homeAssistant bool
+	kind          string
 }
 
 // BundleFormats are the formats FormatBundle writes.
-var BundleFormats = []string{"text", "json", "yaml", "env", "esphome"}
+var BundleFormats = []string{"text", "json", "yaml", "env", "esphome", "shelly", "tasmota"}
 
 // NewBundle gathers the login of user. caPEM may be nil.
 func NewBundle(cfg *schema.Config, user, password string, caPEM []byte) Bundle {
@@ -35,6 +42,13 @@ func NewBundle(cfg *schema.Config, user, password string, caPEM []byte) Bundle {
 		b.CACertificate = string(caPEM)
 	}
 	b.homeAssistant = cfg.HomeAssistant != nil && cfg.HomeAssistant.User == user
+	if b.homeAssistant {
+		b.Protocol = "5"
+	}
+	if d, ok := cfg.Devices[user]; ok {
+		b.TopicPrefix = DevicePrefix(cfg, user)
+		b.kind = d.Kind
+	}
 	return b
 }
 
@@ -57,6 +71,9 @@ func FormatBundle(b Bundle, format string) ([]byte, error) {
 			fmt.Fprintf(&out, "WebSockets port: %d\n", b.WebsocketsPort)
 		}
 		fmt.Fprintf(&out, "Username: %s\nPassword: %s\n", b.Username, b.Password)
+		if b.homeAssistant {
+			out.WriteString("MQTT protocol: 5 (under Advanced options; Home Assistant drops 3.x in 2027.1)\n")
+		}
 		if b.CACertificate != "" {
 			if b.homeAssistant {
 				out.WriteString("\nFor TLS: under Advanced options, use the TLS port, set \"Broker certificate\n" +
@@ -87,12 +104,53 @@ func FormatBundle(b Bundle, format string) ([]byte, error) {
 			fmt.Fprintf(&out, "MQTT_CA_CERT=%s\n", shellQuote(b.CACertificate))
 		}
 	case "esphome":
-		// A fragment of ESPHome's secrets.yaml.
-		encodeYAML(&out, map[string]string{
-			"mqtt_broker":                 b.Host,
-			"mqtt_username_" + b.Username: b.Username,
-			"mqtt_password_" + b.Username: b.Password,
-		})
+		// ESPHome's mqtt: component. topic_prefix puts its topics where
+		// the device's login may publish (kind: "esphome").
+		m := map[string]any{"broker": b.Host, "username": b.Username, "password": b.Password, "client_id": b.Username}
+		switch {
+		case b.Port != 0:
+			m["port"] = b.Port
+		case b.TLSPort != 0:
+			m["port"] = b.TLSPort
+		}
+		if b.TopicPrefix != "" {
+			m["topic_prefix"] = b.TopicPrefix
+		}
+		if b.kind != "" && b.kind != schema.KindESPHome {
+			return nil, fmt.Errorf("%s is a %s device: ESPHome publishes on <topic_prefix>/<component>/<object_id>/state, which its login may not; declare it kind: \"esphome\"", b.Username, b.kind)
+		}
+		out.WriteString("# ESPHome's MQTT settings for " + b.Username + ": paste under the device's YAML (or keep the password in secrets.yaml).\n")
+		encodeYAML(&out, map[string]any{"mqtt": m})
+	case "shelly":
+		// The params of Shelly Gen2+'s RPC MQTT.SetConfig (then Shelly.Reboot).
+		if b.kind != schema.KindShelly {
+			return nil, fmt.Errorf("%s is not a Shelly device (kind: \"shelly\")", b.Username)
+		}
+		port := b.Port
+		c := map[string]any{"enable": true, "client_id": b.Username, "user": b.Username, "pass": b.Password,
+			"topic_prefix": b.TopicPrefix, "rpc_ntf": true, "status_ntf": true, "enable_control": true}
+		if port == 0 {
+			port = b.TLSPort
+			c["ssl_ca"] = "user_ca.pem"
+		}
+		c["server"] = fmt.Sprintf("%s:%d", b.Host, port)
+		enc := json.NewEncoder(&out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"id": 1, "method": "MQTT.SetConfig", "params": map[string]any{"config": c}}); err != nil {
+			return nil, err
+		}
+	case "tasmota":
+		// One Backlog command for Tasmota's console: its FullTopic puts
+		// cmnd/stat/tele under the device's prefix.
+		if b.kind != schema.KindTasmota {
+			return nil, fmt.Errorf("%s is not a Tasmota device (kind: \"tasmota\")", b.Username)
+		}
+		port := b.Port
+		if port == 0 {
+			port = b.TLSPort
+		}
+		fmt.Fprintf(&out, "Backlog MqttHost %s; MqttPort %d; MqttUser %s; MqttPassword %s; MqttClient %s; Topic %s; FullTopic %s/%%prefix%%/\n",
+			b.Host, port, b.Username, b.Password, b.Username, b.Username, b.TopicPrefix)
 	default:
 		return nil, fmt.Errorf("unknown format %q: use one of %s", format, strings.Join(BundleFormats, ", "))
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mqttgen/mqttgen/mosquitto/version"
 	"github.com/mqttgen/mqttgen/schema"
 )
 
@@ -25,10 +26,13 @@ type Layout struct {
 	// they listen on all of its addresses: the host address of `bind` is
 	// where compose publishes the port.
 	Bind bool
+	// PluginDir holds Mosquitto 2.1's mosquitto_acl_file.so and
+	// mosquitto_password_file.so.
+	PluginDir string
 }
 
 // ContainerLayout is the layout of the eclipse-mosquitto image.
-var ContainerLayout = Layout{ConfigDir: "/mosquitto/config", DataDir: "/mosquitto/data", LogDir: "/mosquitto/log"}
+var ContainerLayout = Layout{ConfigDir: "/mosquitto/config", DataDir: "/mosquitto/data", LogDir: "/mosquitto/log", PluginDir: "/usr/lib"}
 
 // LocalLayout runs the broker on this host from files rendered into dir
 // (absolute). runAs is the user a broker started as root drops to; empty
@@ -49,6 +53,12 @@ type Certs struct {
 // Inputs are what rendering needs besides the home.
 type Inputs struct {
 	Layout Layout
+	// Mosquitto is the release the files are for; zero: the home's
+	// (cfg.MosquittoVersion). render --local sets the one on PATH.
+	Mosquitto version.Version
+	// MosquittoSource says where Mosquitto came from when it is not the
+	// image's, for the header of mosquitto.conf ("mosquitto on this host").
+	MosquittoSource string
 	// Passwords in plain text, by account name: only the files that hand a
 	// password to a client (Zigbee2MQTT's secret.yaml) use them.
 	Passwords map[string]string
@@ -82,6 +92,7 @@ const (
 // no files) what its file could not carry as it is, even where vet was
 // bypassed.
 func Render(cfg *schema.Config, in Inputs) ([]File, error) {
+	in.Mosquitto = TargetVersion(cfg, in)
 	conf, err := MosquittoConf(cfg, in)
 	if err != nil {
 		return nil, err
@@ -143,4 +154,15 @@ func CertFiles(cfg *schema.Config, in Inputs) []File {
 		out = append(out, File{"config/certs/bridge-" + name + "-ca.crt", publicMode, in.BridgeCAs[name]})
 	}
 	return out
+}
+
+// TargetVersion is the Mosquitto release the files are rendered for.
+func TargetVersion(cfg *schema.Config, in Inputs) version.Version {
+	if !in.Mosquitto.IsZero() {
+		return in.Mosquitto
+	}
+	if v, ok := cfg.MosquittoVersion(); ok {
+		return v
+	}
+	return version.V2_1 // vet refuses a home without one
 }

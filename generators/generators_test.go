@@ -40,15 +40,48 @@ func fixedInputs(cfg *schema.Config, layout Layout) Inputs {
 	return in
 }
 
-// TestGolden renders each home of testdata/golden/*.txtar (its home.cue
-// section) and compares every file, with its mode, to the other sections.
+// dialectImages are the images the golden cases render for: each home of
+// testdata/golden is rendered for Mosquitto 2.0 (testdata/golden/*.txtar,
+// byte for byte what mqttgen rendered before 2.1 came) and 2.1
+// (testdata/golden/2.1/*.txtar, same home.cue), whatever image it names.
+var dialectImages = map[string]string{"2.0": "eclipse-mosquitto:2.0.20", "2.1": "eclipse-mosquitto:2.1.2"}
+
+// TestGoldenBothDialects: every golden home exists in both dialects, with
+// the same home.cue.
+func TestGoldenBothDialects(t *testing.T) {
+	cases, _ := filepath.Glob("testdata/golden/*.txtar")
+	for _, file := range cases {
+		a, err := txtar.ParseFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := txtar.ParseFile(filepath.Join("testdata/golden/2.1", filepath.Base(file)))
+		if err != nil {
+			t.Errorf("%s has no 2.1 twin: %v", file, err)
+			continue
+		}
+		if !bytes.Equal(a.Files[0].Data, b.Files[0].Data) {
+			t.Errorf("%s: the 2.1 twin's home.cue differs", file)
+		}
+	}
+}
+
+// TestGolden renders each home of testdata/golden/*.txtar and
+// testdata/golden/2.1/*.txtar (its home.cue section) and compares every
+// file, with its mode, to the other sections.
 func TestGolden(t *testing.T) {
 	cases, _ := filepath.Glob("testdata/golden/*.txtar")
+	more, _ := filepath.Glob("testdata/golden/2.1/*.txtar")
+	cases = append(cases, more...)
 	if len(cases) == 0 {
 		t.Fatal("no golden cases")
 	}
 	for _, file := range cases {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+		dialect := "2.0"
+		if filepath.Base(filepath.Dir(file)) == "2.1" {
+			dialect = "2.1"
+		}
+		t.Run(dialect+"/"+strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
 			ar, err := txtar.ParseFile(file)
 			if err != nil {
 				t.Fatal(err)
@@ -63,9 +96,13 @@ func TestGolden(t *testing.T) {
 			if diags.Errors() > 0 {
 				t.Fatal(diags)
 			}
+			if cfg.Broker.Engine == schema.EngineMosquitto {
+				cfg.Broker.Image = dialectImages[dialect]
+			}
 			layout := ContainerLayout
 			if bytes.Contains(ar.Comment, []byte("layout: local")) {
 				layout = LocalLayout("/srv/broker", "mosquitto")
+				layout.PluginDir = "/opt/mosquitto/lib"
 			}
 			got := []txtar.File{{Name: "home.cue", Data: src}}
 			files, err := Render(cfg, fixedInputs(cfg, layout))

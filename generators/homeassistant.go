@@ -11,15 +11,23 @@ import (
 	"github.com/mqttgen/mqttgen/schema"
 )
 
-// Discovery is one Home Assistant MQTT discovery message.
+// Discovery is one Home Assistant MQTT discovery message: a device config
+// on <prefix>/device/<device>/config, or (DiscoveryMessages, what mqttgen
+// published before device discovery) one entity's on
+// <prefix>/<component>/<device>/<entity>/config.
 type Discovery struct {
-	// Topic is <prefix>/<component>/<device>/<entity>/config.
 	Topic string
 	// Payload is the JSON config HA reads.
 	Payload []byte
-	// Device and Entity name it in home.cue.
+	// Device names it in home.cue; Entity too for a per-component config.
 	Device, Entity string
+	// UniqueIDs of the device config's components.
+	UniqueIDs []string
 }
+
+// discoveryOrigin names mqttgen in every discovery config, as HA requires of device
+// discovery.
+var discoveryOrigin = map[string]any{"name": "mqttgen", "support_url": "https://github.com/mqttgen/mqttgen"}
 
 // uniqueIDPrefix marks the entities mqttgen declared, so that discovery
 // publish can tell its own retained configs from others' when clearing.
@@ -30,6 +38,13 @@ func UniqueID(device, entity string) string { return uniqueIDPrefix + device + "
 
 // IsOwnUniqueID reports whether id was made by UniqueID.
 func IsOwnUniqueID(id string) bool { return strings.HasPrefix(id, uniqueIDPrefix) }
+
+// DeviceID is the device's identifier in HA's device registry, and its
+// discovery object id.
+func DeviceID(device string) string { return uniqueIDPrefix + device }
+
+// IsOwnDeviceID reports whether id was made by DeviceID.
+func IsOwnDeviceID(id string) bool { return strings.HasPrefix(id, uniqueIDPrefix) }
 
 // entityConfig is the config of one entity as HA's MQTT platforms read it,
 // shared by discovery payloads and mqtt.yaml.
@@ -64,8 +79,14 @@ func entityConfig(cfg *schema.Config, device, name string) map[string]any {
 		c["payload_available"] = "online"
 		c["payload_not_available"] = "offline"
 	}
+	c["device"] = deviceBlock(cfg, device)
+	return c
+}
+
+func deviceBlock(cfg *schema.Config, device string) map[string]any {
+	d := cfg.Devices[device]
 	dev := map[string]any{
-		"identifiers": []string{uniqueIDPrefix + device},
+		"identifiers": []string{DeviceID(device)},
 		"name":        device,
 	}
 	if d.Manufacturer != "" {
@@ -74,17 +95,88 @@ func entityConfig(cfg *schema.Config, device, name string) map[string]any {
 	if d.Model != "" {
 		dev["model"] = d.Model
 	}
-	c["device"] = dev
+	return dev
+}
+
+// componentConfig is one entry of a device config's cmps: the entity's
+// config without what the device config holds once for all of them
+// (device, origin, availability), with its platform and, from entity_id,
+// default_entity_id.
+func componentConfig(cfg *schema.Config, device, name string) map[string]any {
+	d := cfg.Devices[device]
+	e := d.Entities[name]
+	var c map[string]any
+	if d.Kind == schema.KindShelly {
+		c = shellyComponent(cfg, device, name)
+	} else {
+		c = entityConfig(cfg, device, name)
+	}
+	for _, k := range []string{"device", "availability_topic", "payload_available", "payload_not_available"} {
+		delete(c, k)
+	}
+	c["platform"] = e.Component
+	if id := e.DefaultEntityID(); id != "" {
+		c["default_entity_id"] = id
+	}
 	return c
 }
 
-// DiscoveryMessages are the discovery configs of every entity, sorted by topic.
+// PublishesDiscovery reports whether mqttgen publishes the device's
+// discovery: ESPHome and Tasmota publish their own.
+func PublishesDiscovery(cfg *schema.Config, device string) bool {
+	d := cfg.Devices[device]
+	return len(d.Entities) > 0 && (d.Kind == schema.KindGeneric || d.Kind == schema.KindShelly)
+}
+
+// DeviceDiscoveryMessages are the device configs of every device whose
+// discovery mqttgen publishes, sorted by topic: one retained
+// <prefix>/device/<device>/config each, with origin, the device block,
+// the shared availability and a cmps entry per entity.
+func DeviceDiscoveryMessages(cfg *schema.Config) []Discovery {
+	var out []Discovery
+	for _, device := range schema.SortedKeys(cfg.Devices) {
+		if !PublishesDiscovery(cfg, device) {
+			continue
+		}
+		d := cfg.Devices[device]
+		cmps := map[string]any{}
+		var ids []string
+		for _, name := range schema.SortedKeys(d.Entities) {
+			cmps[name] = componentConfig(cfg, device, name)
+			ids = append(ids, UniqueID(device, name))
+		}
+		c := map[string]any{"device": deviceBlock(cfg, device), "origin": discoveryOrigin, "cmps": cmps}
+		if topic, on, off := DeviceAvailability(cfg, device); topic != "" {
+			c["availability_topic"] = topic
+			c["payload_available"] = on
+			c["payload_not_available"] = off
+		}
+		payload, err := json.Marshal(c)
+		if err != nil {
+			panic(err) // maps of strings cannot fail to marshal
+		}
+		out = append(out, Discovery{
+			Topic:     DiscoveryPrefix(cfg) + "/device/" + device + "/config",
+			Payload:   payload,
+			Device:    device,
+			UniqueIDs: ids,
+		})
+	}
+	return out
+}
+
+// DiscoveryMessages are the per-component discovery configs mqttgen
+// published before device discovery, sorted by topic: discovery publish
+// migrates them, and tests publish them to prove it.
 func DiscoveryMessages(cfg *schema.Config) []Discovery {
 	var out []Discovery
 	for _, device := range schema.SortedKeys(cfg.Devices) {
+		if cfg.Devices[device].Kind != schema.KindGeneric {
+			continue
+		}
 		for _, name := range schema.SortedKeys(cfg.Devices[device].Entities) {
 			c := entityConfig(cfg, device, name)
-			c["origin"] = map[string]any{"name": "mqttgen", "support_url": "https://github.com/mqttgen/mqttgen"}
+			c["origin"] = discoveryOrigin
 			payload, err := json.Marshal(c)
 			if err != nil {
 				panic(err) // maps of strings cannot fail to marshal
@@ -101,14 +193,14 @@ func DiscoveryMessages(cfg *schema.Config) []Discovery {
 	return out
 }
 
-// HomeAssistantFiles are the discovery payloads as files
-// (homeassistant/discovery/<component>/<device>/<entity>.json) and
+// HomeAssistantFiles are the device discovery payloads as files
+// (homeassistant/discovery/device/<device>.json) and
 // homeassistant/mqtt.yaml for users who declare entities in YAML.
 func HomeAssistantFiles(cfg *schema.Config, _ Inputs) ([]File, error) {
-	if len(cfg.Devices) == 0 {
+	msgs := DeviceDiscoveryMessages(cfg)
+	if len(msgs) == 0 {
 		return nil, nil
 	}
-	var out []File
 	for _, device := range schema.SortedKeys(cfg.Devices) {
 		for _, name := range schema.SortedKeys(cfg.Devices[device].Entities) {
 			if err := CheckYAML(entityConfig(cfg, device, name)); err != nil {
@@ -116,13 +208,13 @@ func HomeAssistantFiles(cfg *schema.Config, _ Inputs) ([]File, error) {
 			}
 		}
 	}
-	for _, m := range DiscoveryMessages(cfg) {
+	var out []File
+	for _, m := range msgs {
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, m.Payload, "", "  ")
 		pretty.WriteByte('\n')
-		component := cfg.Devices[m.Device].Entities[m.Entity].Component
 		out = append(out, File{
-			Path: "homeassistant/discovery/" + component + "/" + m.Device + "/" + m.Entity + ".json",
+			Path: "homeassistant/discovery/device/" + m.Device + ".json",
 			Mode: publicMode,
 			Data: pretty.Bytes(),
 		})
@@ -135,9 +227,19 @@ func HomeAssistantFiles(cfg *schema.Config, _ Inputs) ([]File, error) {
 func mqttYAML(cfg *schema.Config) []byte {
 	var items []map[string]any
 	for _, device := range schema.SortedKeys(cfg.Devices) {
+		if !PublishesDiscovery(cfg, device) {
+			continue
+		}
 		for _, name := range schema.SortedKeys(cfg.Devices[device].Entities) {
 			component := cfg.Devices[device].Entities[name].Component
-			items = append(items, map[string]any{component: entityConfig(cfg, device, name)})
+			c := entityConfig(cfg, device, name)
+			if cfg.Devices[device].Kind == schema.KindShelly {
+				c = shellyComponent(cfg, device, name)
+				c["device"] = deviceBlock(cfg, device)
+				topic, on, off := DeviceAvailability(cfg, device)
+				c["availability_topic"], c["payload_available"], c["payload_not_available"] = topic, on, off
+			}
+			items = append(items, map[string]any{component: c})
 		}
 	}
 	var b bytes.Buffer

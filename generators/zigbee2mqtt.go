@@ -30,6 +30,11 @@ func Zigbee2MQTTFiles(cfg *schema.Config, in Inputs) ([]File, error) {
 		"base_topic": z.BaseTopic,
 		"client_id":  "zigbee2mqtt",
 	}
+	if allAccept5(cfg) {
+		// Zigbee2MQTT speaks 3.1.1 (version 4) unless told; 5 brings its
+		// retention features, and 3.x is on its way out as in Home Assistant.
+		mqtt["version"] = 5
+	}
 	var files []File
 	switch {
 	case ep.Port != 0:
@@ -95,6 +100,17 @@ func CheckYAML(v any) error {
 		return checkYAMLMap(x)
 	}
 	return nil
+}
+
+// allAccept5 reports whether every MQTT listener (those Zigbee2MQTT can
+// use) accepts MQTT 5.
+func allAccept5(cfg *schema.Config) bool {
+	for _, l := range cfg.Listeners {
+		if l.Protocol == "mqtt" && !l.Accepts("5") {
+			return false
+		}
+	}
+	return true
 }
 
 func encodeYAML(b *bytes.Buffer, v any) {

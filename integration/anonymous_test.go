@@ -41,14 +41,17 @@ patterns: ["readwrite clients/%c/#", "readwrite users/%u/#"]
 
 func TestAnonymousHome(t *testing.T) {
 	t.Parallel()
-	requireMosquitto(t)
+	forEachMosquitto(t, testAnonymousHome)
+}
+
+func testAnonymousHome(t *testing.T, m mosq) {
 	path := filepath.Join(t.TempDir(), "home.cue")
 	if err := os.WriteFile(path, []byte(anonymousHome), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hm := openHome(t, path)
+	hm := openHome(t, m, path)
 	hm.render(t)
-	startBroker(t, "anonymous", hm.conf(), hm.addr("mqtt"), hm.addr("locked"), hm.addr("mqtts"))
+	startBroker(t, m, "anonymous", hm.conf(), hm.addr("mqtt"), hm.addr("locked"), hm.addr("mqtts"))
 	f := hm.aclFile(t)
 	url := "tcp://" + hm.addr("mqtt")
 
@@ -120,8 +123,15 @@ func TestAnonymousHome(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(conf), "per_listener_settings true") {
-			t.Errorf("a listener overrides anonymous access but mosquitto.conf lacks per_listener_settings true")
+		want := "per_listener_settings true" // 2.0
+		if m.name == "2.1" {
+			want = "listener_allow_anonymous false" // 2.1: per_listener_settings is deprecated
+		}
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("a listener overrides anonymous access but mosquitto.conf lacks %s", want)
+		}
+		if m.name == "2.1" && strings.Contains(string(conf), "per_listener_settings") {
+			t.Error("the 2.1 dialect holds the deprecated per_listener_settings")
 		}
 		refusedNotAuthorised(t, dial{URL: "tcp://" + hm.addr("locked")})
 		c := mustConnect(t, dial{URL: "tcp://" + hm.addr("locked"), User: "everything", Password: hm.password(t, "everything")})

@@ -16,14 +16,17 @@ import (
 // local_prefix "cloud/".
 func TestBridge(t *testing.T) {
 	t.Parallel()
-	requireMosquitto(t)
+	forEachMosquitto(t, testBridge)
+}
 
-	remote := openHome(t, "../examples/minimal/home.cue")
+func testBridge(t *testing.T, m mosq) {
+
+	remote := openHome(t, m, "../examples/minimal/home.cue")
 	remote.render(t)
-	startBroker(t, "cloud", remote.conf(), remote.addr("mqtt"))
+	startBroker(t, m, "cloud", remote.conf(), remote.addr("mqtt"))
 	remotePW := remote.password(t, "admin")
 
-	local := openHome(t, "../examples/home.cue")
+	local := openHome(t, m, "../examples/home.cue")
 	br, ok := local.H.Config.Bridges["cloud"]
 	if !ok {
 		t.Fatal("the reference home has no bridge cloud")
@@ -49,7 +52,7 @@ func TestBridge(t *testing.T) {
 			t.Errorf("mosquitto.conf lacks %q", strings.TrimSpace(want))
 		}
 	}
-	startBroker(t, "home", local.conf(), local.addr("mqtt"), local.addr("mqtts"), local.addr("websockets"))
+	startBroker(t, m, "home", local.conf(), local.addr("mqtt"), local.addr("mqtts"), local.addr("websockets"))
 
 	cloud := mustConnect(t, dial{URL: "tcp://" + remote.addr("mqtt"), User: "admin", Password: remotePW})
 	cloud.subscribe(t, "#")
@@ -122,18 +125,21 @@ func waitBridge(t *testing.T, from *client, topic string, to *client, wantTopic 
 // bridge trusts that CA through ca_file.
 func TestBridgeTLS(t *testing.T) {
 	t.Parallel()
-	requireMosquitto(t)
+	forEachMosquitto(t, testBridgeTLS)
+}
 
-	remote := openHome(t, "../examples/minimal/home.cue")
+func testBridgeTLS(t *testing.T, m mosq) {
+
+	remote := openHome(t, m, "../examples/minimal/home.cue")
 	port := freePorts(t, 1)[0]
 	remote.H.Config.Listeners["mqtts"] = schema.Listener{Port: port, Bind: "127.0.0.1", Protocol: "mqtt", TLS: true}
 	remote.Ports["mqtts"] = port
 	remote.H.Config.TLS = &schema.TLS{ServerNames: []string{"127.0.0.1"}, MinVersion: "tlsv1.2"}
 	remote.render(t)
-	startBroker(t, "cloud-tls", remote.conf(), remote.addr("mqtt"), remote.addr("mqtts"))
+	startBroker(t, m, "cloud-tls", remote.conf(), remote.addr("mqtt"), remote.addr("mqtts"))
 	remotePW := remote.password(t, "admin")
 
-	local := openHome(t, "../examples/home.cue")
+	local := openHome(t, m, "../examples/home.cue")
 	br := local.H.Config.Bridges["cloud"]
 	br.Address, br.Username = remote.addr("mqtts"), "admin"
 	br.CAFile = filepath.Join(remote.Out, "config", "certs", "ca.crt")
@@ -156,7 +162,7 @@ func TestBridgeTLS(t *testing.T) {
 	if want := "bridge_cafile " + filepath.Join(local.Out, "config", "certs", "bridge-cloud-ca.crt") + "\n"; !strings.Contains(string(conf), want) {
 		t.Errorf("mosquitto.conf lacks %q", strings.TrimSpace(want))
 	}
-	startBroker(t, "home-tls", local.conf(), local.addr("mqtt"), local.addr("mqtts"), local.addr("websockets"))
+	startBroker(t, m, "home-tls", local.conf(), local.addr("mqtt"), local.addr("mqtts"), local.addr("websockets"))
 
 	cloud := mustConnect(t, dial{URL: "tcp://" + remote.addr("mqtt"), User: "admin", Password: remotePW})
 	cloud.subscribe(t, "#")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -104,69 +105,154 @@ devices: {
 `
 
 func TestDiscoveryWithPaho(t *testing.T) {
+	forEachMosquitto(t, testDiscoveryWithPaho)
+}
+
+func testDiscoveryWithPaho(t *testing.T, m mosq) {
 	py := requirePaho(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(discoveryHome), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hm := openHome(t, dir)
+	hm := openHome(t, m, dir)
 	hm.render(t)
-	startBroker(t, "discovery", hm.conf(), hm.addr("mqtt"))
+	startBroker(t, m, "discovery", hm.conf(), hm.addr("mqtt"))
 	cfg := hm.H.Config
 	prefix := cfg.HomeAssistant.DiscoveryPrefix
 	opts := discovery.Options{Broker: "tcp://" + hm.addr("mqtt"), Username: "hass", Password: hm.password(t, "hass"), Timeout: opTimeout}
+	climate, porch := prefix+"/device/climate/config", prefix+"/device/porch/config"
 
 	// A config of another program, retained under the same prefix: never touched.
 	z2m := connectAs(t, hm, "z2m")
 	z2mTopic := prefix + "/sensor/0x00158d0001/temperature/config"
 	z2m.publish(t, z2mTopic, `{"unique_id":"0x00158d0001_temperature_zigbee2mqtt","state_topic":"zigbee2mqtt/x"}`, true)
 
-	rep, err := discovery.Publish(opts, prefix, generators.DiscoveryMessages(cfg))
+	// What an earlier mqttgen published: one config per component.
+	hass := connectAs(t, hm, "hass")
+	var old []string
+	for _, msg := range generators.DiscoveryMessages(cfg) {
+		hass.publish(t, msg.Topic, string(msg.Payload), true)
+		old = append(old, msg.Topic)
+	}
+	slices.Sort(old)
+
+	rep, err := discovery.Publish(opts, prefix, generators.DeviceDiscoveryMessages(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Published) != 5 || len(rep.Cleared) != 0 {
-		t.Fatalf("published %v, cleared %v", rep.Published, rep.Cleared)
+	if strings.Join(rep.Published, " ") != climate+" "+porch || len(rep.Cleared) != 0 || strings.Join(rep.Migrated, " ") != strings.Join(old, " ") {
+		t.Fatalf("published %v, migrated %v, cleared %v; want both devices published and %v migrated", rep.Published, rep.Migrated, rep.Cleared, old)
 	}
 
 	got := retainedByPaho(t, py, hm, prefix)
-	for _, m := range generators.DiscoveryMessages(cfg) {
-		payload, ok := got[m.Topic]
+	for _, msg := range generators.DeviceDiscoveryMessages(cfg) {
+		payload, ok := got[msg.Topic]
 		if !ok {
-			t.Errorf("paho did not receive %s retained", m.Topic)
+			t.Errorf("paho did not receive %s retained", msg.Topic)
 			continue
 		}
-		if payload != string(m.Payload) {
-			t.Errorf("%s: paho got %s, want %s", m.Topic, payload, m.Payload)
+		if payload != string(msg.Payload) {
+			t.Errorf("%s: paho got %s, want %s", msg.Topic, payload, msg.Payload)
 		}
-		checkHAKeys(t, m.Topic, payload)
+		checkDeviceConfig(t, msg.Topic, payload)
 	}
-	if _, ok := got[z2mTopic]; !ok {
-		t.Error("the other program's retained config is gone")
+	// Migration kept every unique_id (HA's entity ids follow them) and left
+	// no per-component config of mqttgen retained.
+	cmps := deviceCmps(t, got[porch])
+	for _, id := range []string{"motion", "lamp", "bell"} {
+		if cmps[id]["unique_id"] != "mqttgen_porch_"+id {
+			t.Errorf("porch %s: unique_id %v, want the per-component config's mqttgen_porch_%s", id, cmps[id]["unique_id"], id)
+		}
+	}
+	if len(got) != 3 || got[z2mTopic] == "" {
+		t.Errorf("retained after migration: %v, want the two device configs and the other program's", keys(got))
 	}
 
-	// Remove a device from the home and publish again: its configs are
-	// cleared, the others' stay.
-	delete(cfg.Devices, "porch")
-	rep, err = discovery.Publish(opts, prefix, generators.DiscoveryMessages(cfg))
+	// Remove an entity: its cmps entry is reduced to its platform.
+	porchDev := cfg.Devices["porch"]
+	delete(porchDev.Entities, "bell")
+	cfg.Devices["porch"] = porchDev
+	rep, err = discovery.Publish(opts, prefix, generators.DeviceDiscoveryMessages(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCleared := []string{prefix + "/binary_sensor/porch/motion/config", prefix + "/button/porch/bell/config", prefix + "/light/porch/lamp/config"}
-	if strings.Join(rep.Cleared, " ") != strings.Join(wantCleared, " ") {
-		t.Errorf("cleared %v, want %v", rep.Cleared, wantCleared)
+	if strings.Join(rep.Removed, ",") != porch+" bell" || len(rep.Cleared) != 0 || len(rep.Migrated) != 0 {
+		t.Errorf("removed %v, cleared %v, migrated %v; want only porch's bell removed", rep.Removed, rep.Cleared, rep.Migrated)
 	}
 	got = retainedByPaho(t, py, hm, prefix)
-	for topic := range got {
-		if strings.Contains(topic, "/porch/") {
-			t.Errorf("%s is still retained after the device was removed", topic)
+	cmps = deviceCmps(t, got[porch])
+	if len(cmps["bell"]) != 1 || cmps["bell"]["platform"] != "button" {
+		t.Errorf("porch's bell: %v, want only {platform: button}", cmps["bell"])
+	}
+	if cmps["lamp"]["unique_id"] != "mqttgen_porch_lamp" || cmps["motion"]["unique_id"] != "mqttgen_porch_motion" {
+		t.Errorf("porch's other entities changed: %v", cmps)
+	}
+
+	// Remove a device: its config is emptied, the others' stay.
+	delete(cfg.Devices, "climate")
+	rep, err = discovery.Publish(opts, prefix, generators.DeviceDiscoveryMessages(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rep.Cleared, " ") != climate || len(rep.Removed) != 0 {
+		t.Errorf("cleared %v, removed %v, want %s alone", rep.Cleared, rep.Removed, climate)
+	}
+	got = retainedByPaho(t, py, hm, prefix)
+	if _, ok := got[climate]; ok {
+		t.Errorf("%s is still retained after the device was removed", climate)
+	}
+	if got[z2mTopic] == "" || got[porch] == "" || len(got) != 2 {
+		t.Errorf("retained after removal: %v, want porch's and the other program's", keys(got))
+	}
+}
+
+// deviceCmps reads a device config's cmps.
+func deviceCmps(t *testing.T, payload string) map[string]map[string]any {
+	t.Helper()
+	var c struct {
+		Cmps map[string]map[string]any `json:"cmps"`
+	}
+	if err := json.Unmarshal([]byte(payload), &c); err != nil {
+		t.Fatalf("device config %q: %v", payload, err)
+	}
+	return c.Cmps
+}
+
+// checkDeviceConfig checks what HA requires of a device config: a device
+// with identifiers, an origin with a name, and components each with a
+// platform, a unique_id and what its platform needs.
+func checkDeviceConfig(t *testing.T, topic, payload string) {
+	t.Helper()
+	var c map[string]any
+	if err := json.Unmarshal([]byte(payload), &c); err != nil {
+		t.Errorf("%s: not JSON: %v", topic, err)
+		return
+	}
+	if dev, _ := c["device"].(map[string]any); dev == nil || dev["identifiers"] == nil {
+		t.Errorf("%s: the device block needs identifiers", topic)
+	}
+	if o, _ := c["origin"].(map[string]any); o == nil || o["name"] != "mqttgen" {
+		t.Errorf("%s: origin with a name is required, got %v", topic, c["origin"])
+	}
+	if _, ok := c["availability_topic"]; ok && (c["payload_available"] == nil || c["payload_not_available"] == nil) {
+		t.Errorf("%s: availability without its payloads", topic)
+	}
+	cmps, _ := c["cmps"].(map[string]any)
+	if len(cmps) == 0 {
+		t.Errorf("%s: no cmps", topic)
+	}
+	for id, raw := range cmps {
+		cmp, _ := raw.(map[string]any)
+		platform, _ := cmp["platform"].(string)
+		required, known := haRequired[platform]
+		if !known {
+			t.Errorf("%s: cmps.%s: unknown platform %q", topic, id, platform)
 		}
-	}
-	if _, ok := got[z2mTopic]; !ok {
-		t.Error("the other program's retained config was cleared")
-	}
-	if len(got) != 3 {
-		t.Errorf("retained after removal: %v, want climate's two and the other program's", keys(got))
+		for _, k := range append([]string{"unique_id", "name"}, required...) {
+			if _, ok := cmp[k]; !ok {
+				t.Errorf("%s: cmps.%s: HA requires %s", topic, id, k)
+			}
+		}
 	}
 }
 
@@ -192,31 +278,6 @@ func retainedByPaho(t *testing.T, py string, hm *home, prefix string) map[string
 		t.Fatalf("paho printed %q: %v", out, err)
 	}
 	return got
-}
-
-func checkHAKeys(t *testing.T, topic, payload string) {
-	t.Helper()
-	var c map[string]any
-	if err := json.Unmarshal([]byte(payload), &c); err != nil {
-		t.Errorf("%s: not JSON: %v", topic, err)
-		return
-	}
-	component := strings.Split(topic, "/")[1]
-	required, known := haRequired[component]
-	if !known {
-		t.Errorf("%s: unknown component %s", topic, component)
-	}
-	for _, k := range append([]string{"unique_id", "name", "device"}, required...) {
-		if _, ok := c[k]; !ok {
-			t.Errorf("%s: HA requires %s", topic, k)
-		}
-	}
-	if dev, _ := c["device"].(map[string]any); dev == nil || dev["identifiers"] == nil {
-		t.Errorf("%s: the device block needs identifiers", topic)
-	}
-	if _, ok := c["availability_topic"]; ok && (c["payload_available"] == nil || c["payload_not_available"] == nil) {
-		t.Errorf("%s: availability without its payloads", topic)
-	}
 }
 
 func keys(m map[string]string) []string {

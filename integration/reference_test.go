@@ -23,10 +23,10 @@ const legacyPanelFile = "/run/secrets/legacy-panel"
 // referenceHome renders examples/home.cue for loopback: free ports on
 // 127.0.0.1, no cloud bridge (there is no network), legacy-panel's password
 // served from the test.
-func referenceHome(t *testing.T) (*home, string) {
+func referenceHome(t *testing.T, m mosq) (*home, string) {
 	t.Helper()
 	legacy := payload("legacy-panel-secret")
-	hm := openHome(t, "../examples/home.cue")
+	hm := openHome(t, m, "../examples/home.cue")
 	delete(hm.H.Config.Bridges, "cloud")
 	hm.H.Secrets.ReadFile = fileSecrets(map[string]string{legacyPanelFile: legacy + "\n"})
 	hm.render(t)
@@ -35,9 +35,12 @@ func referenceHome(t *testing.T) (*home, string) {
 
 func TestReferenceHome(t *testing.T) {
 	t.Parallel()
-	requireMosquitto(t)
-	hm, legacy := referenceHome(t)
-	b := startBroker(t, "reference", hm.conf(), hm.addr("mqtt"), hm.addr("mqtts"), hm.addr("websockets"))
+	forEachMosquitto(t, testReferenceHome)
+}
+
+func testReferenceHome(t *testing.T, m mosq) {
+	hm, legacy := referenceHome(t, m)
+	b := startBroker(t, m, "reference", hm.conf(), hm.addr("mqtt"), hm.addr("mqtts"), hm.addr("websockets"))
 	mqttURL := "tcp://" + hm.addr("mqtt")
 	as := func(user string) dial { return dial{URL: mqttURL, User: user, Password: hm.password(t, user)} }
 
@@ -84,7 +87,7 @@ func TestReferenceHome(t *testing.T) {
 		h2.Config.Listeners = hm.H.Config.Listeners
 		delete(h2.Config.Bridges, "cloud")
 		h2.Secrets.ReadFile = hm.H.Secrets.ReadFile
-		again, err := h2.Render(workspace.RenderOptions{Local: true, Out: hm.Out, Now: time.Now()})
+		again, err := h2.Render(workspace.RenderOptions{Local: true, Out: hm.Out, Now: time.Now(), Mosquitto: m.bin})
 		if err != nil {
 			t.Fatal(err)
 		}

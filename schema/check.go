@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"strconv"
 	"strings"
-
-	"github.com/distribution/reference"
 
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 )
@@ -35,7 +32,9 @@ func check(cfg *Config, pos *positions) Diagnostics {
 	c.tls()
 	c.accessRules()
 	c.devices()
+	c.deviceKinds()
 	c.integrations()
+	c.dialect()
 	c.persistenceAndLimits()
 	c.bridges()
 	c.backup()
@@ -55,7 +54,6 @@ var (
 	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
 	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	projectRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	versionRE  = regexp.MustCompile(`^(\d+)\.(\d+)(\.\d+)?$`)
 )
 
 func validHost(s string) bool { return net.ParseIP(s) != nil || hostnameRE.MatchString(s) }
@@ -64,16 +62,6 @@ func (c *checker) broker() {
 	b := c.cfg.Broker
 	if !validHost(b.Hostname) {
 		c.errorf("broker.hostname", "%q is not a DNS name or IP address", b.Hostname)
-	}
-	if b.Engine == EngineMosquitto && ImageRef.Check(b.ImageRef()) == nil {
-		ref, _ := reference.ParseNormalizedNamed(b.ImageRef())
-		if tagged, ok := ref.(reference.Tagged); ok {
-			if m := versionRE.FindStringSubmatch(tagged.Tag()); m != nil {
-				if major, _ := strconv.Atoi(m[1]); major < 2 {
-					c.errorf("broker.image", "%s is older than Mosquitto 2.0, which mqttgen renders for: use eclipse-mosquitto:2.0 or later", b.ImageRef())
-				}
-			}
-		}
 	}
 	if b.Engine == EngineMqttgen && strings.Contains(b.Image, "mosquitto") {
 		c.errorf("broker.image", "%s is a Mosquitto image but engine is \"mqttgen\": remove image, or set engine: \"mosquitto\"", b.Image)
@@ -234,6 +222,9 @@ func (c *checker) devices() {
 		}
 		pubs := setOf(c, p+".publishes", d.Publishes)
 		subs := setOf(c, p+".subscribes", d.Subscribes)
+		if d.Kind != KindGeneric {
+			continue // deviceKinds checks the others' entities
+		}
 		for _, en := range SortedKeys(d.Entities) {
 			e := d.Entities[en]
 			ep := Path("devices", name, "entities", en)

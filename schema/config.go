@@ -61,11 +61,12 @@ const (
 )
 
 // DefaultMosquittoImage is the image of engine "mosquitto" when none is set.
-const DefaultMosquittoImage = "eclipse-mosquitto:2.0.20"
+const DefaultMosquittoImage = "eclipse-mosquitto:2.1.2"
 
 type Broker struct {
 	Engine             string `json:"engine"`
 	Image              string `json:"image,omitempty"`
+	Version            string `json:"version,omitempty"`
 	Hostname           string `json:"hostname"`
 	PasswordIterations int    `json:"password_iterations"`
 }
@@ -76,6 +77,14 @@ type Listener struct {
 	Protocol  string `json:"protocol"`
 	TLS       bool   `json:"tls"`
 	Anonymous *bool  `json:"anonymous,omitempty"`
+	// Protocols are the MQTT versions accepted ("3.1", "3.1.1", "5");
+	// nil accepts every one.
+	Protocols []string `json:"protocols,omitempty"`
+}
+
+// Accepts reports whether the listener accepts the MQTT version ("5").
+func (l Listener) Accepts(protocol string) bool {
+	return l.Protocols == nil || slices.Contains(l.Protocols, protocol)
 }
 
 type TLS struct {
@@ -129,7 +138,17 @@ type User struct {
 	ACL      []string `json:"acl"`
 }
 
+// Device kinds: the firmware whose topic layout a device follows.
+const (
+	KindGeneric = "generic"
+	KindESPHome = "esphome"
+	KindShelly  = "shelly"
+	KindTasmota = "tasmota"
+)
+
 type Device struct {
+	Kind         string            `json:"kind"`
+	TopicPrefix  string            `json:"topic_prefix,omitempty"`
 	Publishes    []string          `json:"publishes"`
 	Subscribes   []string          `json:"subscribes"`
 	Password     *Secret           `json:"password,omitempty"`
@@ -146,6 +165,8 @@ type Entity struct {
 	Unit        string `json:"unit,omitempty"`
 	State       string `json:"state,omitempty"`
 	Command     string `json:"command,omitempty"`
+	EntityID    string `json:"entity_id,omitempty"`
+	Shelly      string `json:"shelly,omitempty"`
 }
 
 type Persistence struct {

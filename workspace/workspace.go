@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
+	"github.com/mqttgen/mqttgen/mosquitto/version"
 	"github.com/mqttgen/mqttgen/pki"
 	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/secrets"
@@ -83,6 +85,16 @@ type RenderOptions struct {
 	// as the user that starts it (mqttgen serve starts it itself). Without
 	// it, a broker started as root drops to its default user, mosquitto.
 	KeepUser bool
+	// Mosquitto is the mosquitto binary a Local render is for: its release
+	// decides the dialect and its plugins are found beside it. Empty: the
+	// one on PATH; with none there, the image's release and plugin folder.
+	Mosquitto string
+	// PluginDir overrides the folder of the acl-file and password-file
+	// plugins (render --plugin-dir).
+	PluginDir string
+	// Bundled renders a Local home for the bundled broker (mqttgen serve),
+	// which reads both dialects: no mosquitto is looked for.
+	Bundled bool
 }
 
 // Render resolves every secret and certificate and returns the files.
@@ -109,6 +121,12 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 			return nil, err
 		}
 		in.Layout = generators.LocalLayout(opts.Out, runAs)
+		if err := localMosquitto(&in, opts); err != nil {
+			return nil, err
+		}
+		if err := forRelease(cfg, in); err != nil {
+			return nil, err
+		}
 	}
 
 	kept, problems := h.KeptHashes()
@@ -229,6 +247,52 @@ func brokerName(cfg *schema.Config) string {
 		return "the bundled broker (engine \"mqttgen\")"
 	}
 	return "Mosquitto 2.0 (" + cfg.Broker.ImageRef() + ")"
+}
+
+// localMosquitto sets the release and plugin folder of the mosquitto a
+// Local render is for.
+func localMosquitto(in *generators.Inputs, opts RenderOptions) error {
+	in.Layout.PluginDir = opts.PluginDir
+	if in.Layout.PluginDir == "" {
+		in.Layout.PluginDir = generators.ContainerLayout.PluginDir
+	}
+	if opts.Bundled {
+		return nil
+	}
+	bin := opts.Mosquitto
+	if bin == "" {
+		found, err := exec.LookPath("mosquitto")
+		if err != nil {
+			return nil // the image's release, and its plugin folder
+		}
+		bin = found
+	}
+	l, err := version.Detect(bin, opts.PluginDir)
+	if err != nil {
+		return err
+	}
+	in.Mosquitto = l.Version
+	in.MosquittoSource = l.Path
+	in.Layout.PluginDir = l.PluginDir
+	return nil
+}
+
+// forRelease refuses what the release a Local render found on PATH cannot
+// express, which vet (checking against the image) let through.
+func forRelease(cfg *schema.Config, in generators.Inputs) error {
+	if in.Mosquitto.IsZero() || in.Mosquitto.Plugins() {
+		return nil
+	}
+	var problems schema.Diagnostics
+	for _, name := range schema.SortedKeys(cfg.Listeners) {
+		if cfg.Listeners[name].Protocols != nil {
+			problems = append(problems, cfg.Errorf(schema.Path("listeners", name, "protocols"), "the mosquitto on this host (%s, %s) accepts every protocol version on every listener: remove protocols, or render for Mosquitto 2.1 (--local with its mosquitto first on PATH)", in.Mosquitto, in.MosquittoSource))
+		}
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	return nil
 }
 
 func accountPath(a schema.Account, field string) string {

@@ -103,7 +103,7 @@ func TestAddDevice(t *testing.T) {
 	want := []string{
 		"config/acl",
 		"config/passwd",
-		"homeassistant/discovery/binary_sensor/porch-sensor/motion.json",
+		"homeassistant/discovery/device/porch-sensor.json",
 		"homeassistant/mqtt.yaml",
 	}
 	if !slices.Equal(changed, want) {

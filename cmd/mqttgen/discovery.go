@@ -22,12 +22,19 @@ func newDiscoveryCmd(g *globals) *cobra.Command {
 	var broker string
 	publish := &cobra.Command{
 		Use:   "publish [PATH]",
-		Short: "Publish every entity's discovery config and clear removed ones",
-		Long: `publish logs in to the broker as the Home Assistant user and publishes the
-discovery config of every entity in home.cue, retained, on
-<discovery_prefix>/<component>/<device>/<entity>/config. Entities mqttgen published
-before that home.cue no longer declares are cleared with an empty retained
-message; configs of other programs (Zigbee2MQTT, Tasmota) are never touched.`,
+		Short: "Publish every device's discovery config, migrate and clear old ones",
+		Long: `publish logs in to the broker as the Home Assistant user and publishes one
+device discovery config per device, retained, on
+<discovery_prefix>/device/<device>/config: origin, the device, its availability
+and every entity under cmps (ESPHome and Tasmota devices publish their own).
+
+Per-component configs mqttgen published before
+(<discovery_prefix>/<component>/<device>/<entity>/config) are migrated: they get
+{"migrate_discovery": true}, the device config follows, then they are emptied, so
+Home Assistant keeps the entities and their ids. An entity removed from home.cue
+leaves its device config as {"platform": ...} (HA removes it); a device removed is
+cleared with an empty retained config. Configs of other programs (Zigbee2MQTT,
+Tasmota, ESPHome) are never touched.`,
 		Example: `  mqttgen discovery publish
   mqttgen discovery publish --broker tcp://127.0.0.1:1883`,
 		Args: cobra.MaximumNArgs(1),
@@ -60,17 +67,24 @@ message; configs of other programs (Zigbee2MQTT, Tasmota) are never touched.`,
 				pool.AppendCertsFromPEM([]byte(b.CACertificate))
 				opts.TLS = &tls.Config{RootCAs: pool, ServerName: cfg.Broker.Hostname, MinVersion: tls.VersionTLS12}
 			}
-			rep, err := discovery.Publish(opts, cfg.HomeAssistant.DiscoveryPrefix, generators.DiscoveryMessages(cfg))
+			rep, err := discovery.Publish(opts, cfg.HomeAssistant.DiscoveryPrefix, generators.DeviceDiscoveryMessages(cfg))
+			out := cmd.OutOrStdout()
+			for _, t := range rep.Migrated {
+				fmt.Fprintf(out, "> %s (migrated)\n", t)
+			}
 			for _, t := range rep.Cleared {
-				fmt.Fprintf(cmd.OutOrStdout(), "- %s\n", t)
+				fmt.Fprintf(out, "- %s\n", t)
+			}
+			for _, t := range rep.Removed {
+				fmt.Fprintf(out, "- %s (component removed)\n", t)
 			}
 			for _, t := range rep.Published {
-				fmt.Fprintf(cmd.OutOrStdout(), "+ %s\n", t)
+				fmt.Fprintf(out, "+ %s\n", t)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "published %d, cleared %d\n", len(rep.Published), len(rep.Cleared))
+			fmt.Fprintf(out, "published %d, migrated %d, cleared %d\n", len(rep.Published), len(rep.Migrated), len(rep.Cleared)+len(rep.Removed))
 			return nil
 		},
 	}

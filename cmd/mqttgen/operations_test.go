@@ -201,7 +201,7 @@ func TestOperations(t *testing.T) {
 	t.Setenv(workspace.StateEnv, "")
 	t.Setenv(backup.PassphraseEnv, "")
 	ctx := context.Background()
-	tag := deploytest.Tag("ops-mosquitto")
+	tag := deploytest.MosquittoTag("ops-mosquitto")
 	start := time.Now()
 	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 func newRenderCmd(g *globals) *cobra.Command {
 	var out string
 	var local bool
+	var pluginDir string
 	cmd := &cobra.Command{
 		Use:   "render [PATH]",
 		Short: "Write mosquitto.conf, passwd, acl and certificates",
@@ -23,7 +24,10 @@ config/mosquitto.conf, config/passwd, config/acl and config/certs/.
 Passwords are generated into the state directory on first need; hashes and
 certificates are kept while valid, so rendering twice gives identical files.
 With --local, paths point into the output folder so that
-"mosquitto -c OUT/config/mosquitto.conf" runs the broker on this host.
+"mosquitto -c OUT/config/mosquitto.conf" runs the broker on this host, and
+the dialect is that of the mosquitto on PATH (as "mosquitto -h" names its
+release; 2.1's plugins are found in <prefix>/lib or Debian's multiarch
+folder, or given with --plugin-dir); with none on PATH, the image's.
 Nothing is written when the home has an error or a secret cannot be read.`,
 		Example: `  mqttgen render -o out
   mqttgen render examples/home.cue --local -o /tmp/broker
@@ -38,7 +42,7 @@ Nothing is written when the home has an error or a secret cannot be read.`,
 			if err != nil {
 				return err
 			}
-			files, err := h.Render(workspace.RenderOptions{Local: local, Out: dir, Now: time.Now()})
+			files, err := h.Render(workspace.RenderOptions{Local: local, Out: dir, Now: time.Now(), PluginDir: pluginDir})
 			if err != nil {
 				return err
 			}
@@ -51,5 +55,6 @@ Nothing is written when the home has an error or a secret cannot be read.`,
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "out", "output folder")
 	cmd.Flags().BoolVar(&local, "local", false, "paths into the output folder, to run mosquitto on this host")
+	cmd.Flags().StringVar(&pluginDir, "plugin-dir", "", "with --local: the folder of Mosquitto 2.1's mosquitto_acl_file.so and mosquitto_password_file.so (default: found beside the mosquitto on PATH)")
 	return cmd
 }

@@ -38,7 +38,7 @@ func dockerEngine() (*client.Client, error) {
 		if scriptEngine.cli, scriptEngine.err = engine.Connect(ctx); scriptEngine.err != nil {
 			return
 		}
-		scriptEngine.tag = deploytest.Tag("script-mosquitto")
+		scriptEngine.tag = deploytest.MosquittoTag("script-mosquitto")
 		if scriptEngine.err = deploytest.MosquittoImage(ctx, scriptEngine.cli, scriptEngine.tag); scriptEngine.err == nil {
 			scriptEngine.built = true
 		}

@@ -40,7 +40,7 @@ with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
 					return err
 				}
 			}
-			opts := workspace.RenderOptions{Local: true, Out: out, Now: time.Now(), KeepUser: runAs == ""}
+			opts := workspace.RenderOptions{Local: true, Out: out, Now: time.Now(), KeepUser: runAs == "", Bundled: true}
 			files, err := h.Render(opts)
 			if err != nil {
 				return err

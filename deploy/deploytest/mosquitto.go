@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/mqttgen/mqttgen/engine"
+	"github.com/mqttgen/mqttgen/mosquitto/version"
 )
 
 // MosquittoUID is the uid and gid of user mosquitto in eclipse-mosquitto.
@@ -140,4 +141,16 @@ func RemoveImage(ctx context.Context, cli *client.Client, tag string) error {
 // image of the same name the user has (e.g. a real eclipse-mosquitto).
 func Tag(name string) string {
 	return fmt.Sprintf("mqttgen-test/%s:%d", strings.ToLower(name), os.Getpid())
+}
+
+// MosquittoTag is Tag for the image MosquittoImage builds: its tag starts
+// with the release of this host's Mosquitto ("2.0.11-4242"), as
+// eclipse-mosquitto's tags do, so that a home naming it renders in that
+// release's dialect.
+func MosquittoTag(name string) string {
+	v := "2.0"
+	if l, err := version.Detect("/usr/sbin/mosquitto", ""); err == nil {
+		v = l.Version.String()
+	}
+	return fmt.Sprintf("mqttgen-test/%s:%s-%d", strings.ToLower(name), v, os.Getpid())
 }

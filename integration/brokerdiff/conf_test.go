@@ -1,6 +1,7 @@
 package brokerdiff
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,15 @@ import (
 // with the real pipeline, as `mqttgen render --local` does.
 func renderConf(t *testing.T, home string, env map[string]string) string {
 	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	return renderWith(t, home, workspace.RenderOptions{})
+}
+
+// renderWith renders home with opts, Local into a temp folder.
+func renderWith(t *testing.T, home string, opts workspace.RenderOptions) string {
+	t.Helper()
 	// Not t.TempDir (0700): run as root, rendering checks that the broker's
 	// user can enter the folder.
 	dir, err := os.MkdirTemp("", "mqttgen-conf-test-")
@@ -23,9 +33,6 @@ func renderConf(t *testing.T, home string, env map[string]string) string {
 	}
 	os.Chmod(dir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
 	path := filepath.Join(dir, "home.cue")
 	if err := os.WriteFile(path, []byte("package home\n\n"+home), 0o644); err != nil {
 		t.Fatal(err)
@@ -35,7 +42,8 @@ func renderConf(t *testing.T, home string, env map[string]string) string {
 		t.Fatalf("open home: %v", err)
 	}
 	out := filepath.Join(dir, "out")
-	files, err := h.Render(workspace.RenderOptions{Local: true, Out: out, Now: time.Now()})
+	opts.Local, opts.Out, opts.Now = true, out, time.Now()
+	files, err := h.Render(opts)
 	if err != nil {
 		t.Fatalf("render: %v", err)
 	}
@@ -169,5 +177,37 @@ bridges: cloud: {address: "cloud.example.com:8883", tls: true, username: "u", pa
 	}
 	if len(b.Topics) != 1 || b.Topics[0] != (conf.BridgeTopic{Pattern: "x/#", Direction: "in", QoS: 1, LocalPrefix: "cloud/"}) {
 		t.Errorf("bridge topics %+v", b.Topics)
+	}
+}
+
+// Homes rendered in the 2.1 dialect read back with the same security as
+// in 2.0's.
+func TestRenderedDialectsAgree(t *testing.T) {
+	home := `listeners: {
+	mqtt: {port: 1883%s}
+	local: {port: 1884, bind: "127.0.0.1", anonymous: true}
+}
+anonymous: acl: ["read public/#"]
+users: admin: acl: ["readwrite #"]`
+	c20, err := conf.Load(renderWith(t, "broker: image: \"eclipse-mosquitto:2.0.20\"\n"+fmt.Sprintf(home, ""), workspace.RenderOptions{Bundled: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c21, err := conf.Load(renderWith(t, fmt.Sprintf(home, `, protocols: ["3.1.1", "5"]`), workspace.RenderOptions{Bundled: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c20.PerListenerSettings == c21.PerListenerSettings || c21.PerListenerSettings {
+		t.Errorf("per_listener_settings: 2.0 %v, 2.1 %v", c20.PerListenerSettings, c21.PerListenerSettings)
+	}
+	for i := range c21.Listeners {
+		a, b := c20.SecurityFor(c20.Listeners[i]), c21.SecurityFor(c21.Listeners[i])
+		if a.Anonymous() != b.Anonymous() || filepath.Base(a.ACLFile) != "acl" || filepath.Base(b.ACLFile) != "acl" ||
+			filepath.Base(a.PasswordFile) != "passwd" || filepath.Base(b.PasswordFile) != "passwd" {
+			t.Errorf("listener %d: 2.0 %+v, 2.1 %+v", i, a, b)
+		}
+	}
+	if l := c21.Listeners[0]; l.Accepts(3) || !l.Accepts(5) {
+		t.Errorf("2.1 listener protocols %v", l.ProtocolVersions)
 	}
 }

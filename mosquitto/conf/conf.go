@@ -21,7 +21,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,8 +66,13 @@ type Config struct {
 	MaxKeepalive int
 
 	// Security holds allow_anonymous, password_file and acl_file when
-	// per_listener_settings is false.
+	// per_listener_settings is false, or Mosquitto 2.1's acl-file and
+	// password-file plugins (plugin_opt_acl_file, plugin_opt_password_file).
 	Security Security
+	// DenySpecialChars is auth_plugin_deny_special_chars (default true).
+	// The bundled broker keeps Mosquitto 2.0's rule either way: a username
+	// or client id holding '+' or '#' is denied once patterns are checked.
+	DenySpecialChars bool
 
 	Listeners []*Listener
 	Bridges   []*Bridge
@@ -106,6 +113,18 @@ type Listener struct {
 
 	// Security is the listener's own with per_listener_settings.
 	Security Security
+	// AllowAnonymous is Mosquitto 2.1's listener_allow_anonymous: nil
+	// when the listener takes the global allow_anonymous.
+	AllowAnonymous *bool
+	// ProtocolVersions is 2.1's accept_protocol_versions: the protocol
+	// levels (3 for 3.1, 4 for 3.1.1, 5) the listener accepts; nil: all.
+	ProtocolVersions []byte
+}
+
+// Accepts reports whether the listener accepts a client of protocol level
+// v (3, 4 or 5).
+func (l *Listener) Accepts(v byte) bool {
+	return l.ProtocolVersions == nil || slices.Contains(l.ProtocolVersions, v)
 }
 
 // TLS reports whether the listener serves TLS.
@@ -137,7 +156,11 @@ func (c *Config) SecurityFor(l *Listener) Security {
 	if c.PerListenerSettings {
 		return l.Security
 	}
-	return c.Security
+	s := c.Security
+	if l.AllowAnonymous != nil {
+		s.AllowAnonymous = l.AllowAnonymous
+	}
+	return s
 }
 
 // LogDest is one log_dest line.
@@ -225,6 +248,7 @@ func Load(path string) (*Config, error) {
 // Defaults are Mosquitto 2.0's values for options a file leaves out.
 func defaults(file string) *Config {
 	return &Config{
+		DenySpecialChars:    true,
 		File:                file,
 		LogTypes:            LogTypes{},
 		ConnectionMessages:  true,
@@ -245,6 +269,8 @@ type parser struct {
 	securitySeen int
 	listener     *Listener
 	bridge       *Bridge
+	// currentPlugin is the file name of the last plugin line.
+	currentPlugin string
 	// set records single-valued options already given, by scope.
 	set map[string]int
 	// logTypeSet and logDestSet: the first line replaces the defaults.
@@ -294,13 +320,21 @@ func Parse(file string, r io.Reader) (*Config, error) {
 var renderedBridgeOptions = map[string]bool{
 	"address": true, "addresses": true, "bridge_protocol_version": true, "remote_clientid": true,
 	"remote_username": true, "remote_password": true, "cleansession": true, "bridge_cafile": true,
-	"bridge_capath": true, "bridge_tls_version": true, "topic": true,
+	"bridge_capath": true, "bridge_tls_version": true, "topic": true, "bridge_reload_type": true,
 }
 
 // renderedListenerOptions are the listener options mqttgen renders, that belong to the current `listener`.
 var renderedListenerOptions = map[string]bool{
 	"protocol": true, "max_connections": true, "certfile": true, "keyfile": true, "cafile": true,
 	"tls_version": true, "require_certificate": true,
+	"listener_allow_anonymous": true, "accept_protocol_versions": true,
+}
+
+// plugins are the plugins the bundled broker reads the files of, by file
+// name, and the option naming each one's file.
+var plugins = map[string]string{
+	"mosquitto_acl_file.so":      "plugin_opt_acl_file",
+	"mosquitto_password_file.so": "plugin_opt_password_file",
 }
 
 // refused names options Mosquitto knows but mqttgen never renders, with the
@@ -312,7 +346,6 @@ var refused = map[string]string{
 	"include_dir":              "not rendered by mqttgen: the bundled broker reads one file",
 	"reconnect_delay":          "unknown to Mosquitto: a bridge's retry delay is restart_timeout",
 	"reconnect_delay_max":      "unknown to Mosquitto: a bridge's retry delay is restart_timeout",
-	"plugin":                   "plugins are Mosquitto's own: the bundled broker has none",
 	"auth_plugin":              "plugins are Mosquitto's own: the bundled broker has none",
 	"psk_file":                 "TLS-PSK is not supported by the bundled broker",
 	"psk_hint":                 "TLS-PSK is not supported by the bundled broker",
@@ -427,6 +460,16 @@ func (p *parser) option(n int, key, value string) {
 		}
 	case "allow_anonymous", "password_file", "acl_file":
 		p.security(n, key, value)
+	case "plugin", "global_plugin", "plugin_opt_acl_file", "plugin_opt_password_file":
+		p.plugin(n, key, value)
+	case "auth_plugin_deny_special_chars":
+		if b, ok := p.boolean(n, key, value); ok && p.once(n, "", key) {
+			if p.currentPlugin == "" {
+				p.errorf(n, "auth_plugin_deny_special_chars must follow a plugin line: Mosquitto applies it to the plugin above it")
+				return
+			}
+			p.c.DenySpecialChars = b
+		}
 	case "listener":
 		p.newListener(n, value)
 	case "connection":
@@ -503,6 +546,50 @@ func (p *parser) security(n int, key, value string) {
 	}
 }
 
+// plugin reads Mosquitto 2.1's plugin lines for the acl-file and
+// password-file plugins: the bundled broker reads their files itself.
+func (p *parser) plugin(n int, key, value string) {
+	if p.listener != nil || p.bridge != nil {
+		p.errorf(n, "%s under a listener or bridge: the bundled broker reads the plugins for every listener; put them before the first listener", key)
+		return
+	}
+	if p.c.PerListenerSettings {
+		p.errorf(n, "%s with per_listener_settings true: the bundled broker reads plugins for every listener only (Mosquitto 2.1 replaces per_listener_settings with listener_allow_anonymous)", key)
+		return
+	}
+	if p.securitySeen == 0 {
+		p.securitySeen = n
+	}
+	switch key {
+	case "plugin", "global_plugin":
+		base := path.Base(value)
+		if _, ok := plugins[base]; !ok {
+			p.errorf(n, "%s %s is not supported: the bundled broker reads the files of mosquitto_acl_file.so and mosquitto_password_file.so, and has no other plugin", key, value)
+			return
+		}
+		if p.once(n, "", "plugin "+base) {
+			p.currentPlugin = base
+		}
+	default:
+		if plugins[p.currentPlugin] != key {
+			p.errorf(n, "%s must follow its plugin line (plugin .../%s)", key, map[string]string{"plugin_opt_acl_file": "mosquitto_acl_file.so", "plugin_opt_password_file": "mosquitto_password_file.so"}[key])
+			return
+		}
+		if value == "" {
+			p.errorf(n, "%s needs a path", key)
+			return
+		}
+		if !p.once(n, "", key) {
+			return
+		}
+		if key == "plugin_opt_acl_file" {
+			p.c.Security.ACLFile = value
+		} else {
+			p.c.Security.PasswordFile = value
+		}
+	}
+}
+
 func (p *parser) newListener(n int, value string) {
 	p.bridge = nil
 	fields := strings.Fields(value)
@@ -571,6 +658,26 @@ func (p *parser) listenerOption(n int, key, value string) {
 		if b, ok := p.boolean(n, key, value); ok && p.once(n, scope, key) {
 			l.RequireCertificate = b
 		}
+	case "listener_allow_anonymous":
+		if b, ok := p.boolean(n, key, value); ok && p.once(n, scope, key) {
+			l.AllowAnonymous = &b
+		}
+	case "accept_protocol_versions":
+		if !p.once(n, scope, key) {
+			return
+		}
+		l.ProtocolVersions = []byte{}
+		for _, f := range strings.Split(value, ",") {
+			switch f = strings.TrimSpace(f); f {
+			case "3", "4", "5":
+				if v := f[0] - '0'; !slices.Contains(l.ProtocolVersions, v) {
+					l.ProtocolVersions = append(l.ProtocolVersions, v)
+				}
+			default:
+				p.errorf(n, "accept_protocol_versions %q: list protocol levels 3 (MQTT 3.1), 4 (3.1.1) and 5, separated by commas", value)
+				return
+			}
+		}
 	}
 }
 
@@ -612,6 +719,11 @@ func (p *parser) bridgeOption(n int, key, value string) {
 				continue
 			}
 			b.Addresses = append(b.Addresses, netJoin(host, mustAtoi(port)))
+		}
+	case "bridge_reload_type":
+		// The bundled broker reads bridges at start only (docs/broker.md).
+		if value != "lazy" && value != "immediate" {
+			p.errorf(n, "bridge_reload_type %q is not lazy or immediate", value)
 		}
 	case "bridge_protocol_version":
 		switch value {

@@ -100,3 +100,54 @@ func TestStrftime(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// The 2.1 dialect: the acl-file and password-file plugins for every
+// listener, listener_allow_anonymous and accept_protocol_versions.
+func TestPluginDialect(t *testing.T) {
+	c, err := conf.Parse("x.conf", strings.NewReader(`plugin /usr/lib/mosquitto_password_file.so
+plugin_opt_password_file /a
+plugin /usr/lib/mosquitto_acl_file.so
+plugin_opt_acl_file /b
+auth_plugin_deny_special_chars false
+listener 1883
+listener_allow_anonymous false
+accept_protocol_versions 4,5
+listener 1884 127.0.0.1
+listener_allow_anonymous true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.SecurityFor(c.Listeners[0]), c.SecurityFor(c.Listeners[1])
+	if a.Anonymous() || a.PasswordFile != "/a" || a.ACLFile != "/b" {
+		t.Errorf("first %+v", a)
+	}
+	if !b.Anonymous() || b.PasswordFile != "/a" || b.ACLFile != "/b" {
+		t.Errorf("second %+v", b)
+	}
+	if c.DenySpecialChars {
+		t.Error("auth_plugin_deny_special_chars false not read")
+	}
+	l := c.Listeners[0]
+	if l.Accepts(3) || !l.Accepts(4) || !l.Accepts(5) || !c.Listeners[1].Accepts(3) {
+		t.Errorf("protocol versions %v / %v", l.ProtocolVersions, c.Listeners[1].ProtocolVersions)
+	}
+}
+
+func TestPluginErrors(t *testing.T) {
+	for text, want := range map[string]string{
+		"plugin /usr/lib/mosquitto_dynamic_security.so\nlistener 1883\n":                      "has no other plugin",
+		"plugin_opt_acl_file /b\nlistener 1883\n":                                             "must follow its plugin line",
+		"plugin /usr/lib/mosquitto_password_file.so\nplugin_opt_acl_file /b\nlistener 1883\n": "must follow its plugin line",
+		"listener 1883\nplugin /usr/lib/mosquitto_acl_file.so\n":                              "before the first listener",
+		"per_listener_settings true\nplugin /usr/lib/mosquitto_acl_file.so\nlistener 1883\n":  "per_listener_settings",
+		"listener 1883\naccept_protocol_versions 4,6\n":                                       "protocol levels",
+		"auth_plugin_deny_special_chars false\nlistener 1883\n":                               "must follow a plugin line",
+		"listener_allow_anonymous true\nlistener 1883\n":                                      "listener option",
+	} {
+		_, err := conf.Parse("x.conf", strings.NewReader(text))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", text, err, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 )
@@ -12,6 +13,9 @@ import (
 const (
 	// Mosquitto is eclipse-mosquitto 2.0.
 	Mosquitto = "mosquitto"
+	// Mosquitto21 is Mosquitto 2.1 and later, which also reloads bridges
+	// (bridge_reload_type) and certificate files on SIGHUP.
+	Mosquitto21 = "mosquitto-2.1"
 	// Bundled is mqttgen's own broker (mqttgen broker, package broker).
 	Bundled = "mqttgen"
 )
@@ -34,6 +38,44 @@ var reloaded = map[string]map[string]bool{
 	// persistence and the other logging options only at start.
 	Bundled: set("allow_anonymous", "password_file", "acl_file", "log_type", "connection_messages"),
 }
+
+func init() {
+	// 2.1 reloads what 2.0 does; its plugin lines, plugin_opt_* and
+	// auth_plugin_deny_special_chars are read at start only (observed on
+	// 2.1.2; mosquitto.conf(5) of 2.1: plugin is not reloaded).
+	reloaded[Mosquitto21] = reloaded[Mosquitto]
+}
+
+// reloadsBridges are the engines whose SIGHUP applies bridge changes
+// (Mosquitto 2.1 with bridge_reload_type immediate, which mqttgen renders).
+var reloadsBridges = set(Mosquitto21)
+
+// TableKey is the key of the tables for a file served by engine: the
+// engine, or Mosquitto21 for Mosquitto when the file is in 2.1's dialect
+// (it loads the acl-file plugin, which mqttgen renders for 2.1 and later
+// only).
+func TableKey(engine string, file []byte) string {
+	if engine != Mosquitto || file == nil {
+		return engine
+	}
+	for _, d := range Read("", file).Global {
+		if (d.Key == "plugin" || d.Key == "global_plugin") && path.Base(d.Value) == "mosquitto_acl_file.so" {
+			return Mosquitto21
+		}
+	}
+	return Mosquitto
+}
+
+// DefaultMaxPacketSize is the packet limit of the engine when
+// max_packet_size is not set: MQTT's 268,435,455 bytes in 2.0, 2,000,000
+// in 2.1; 0 for an engine without one.
+func DefaultMaxPacketSize(key string) int {
+	return map[string]int{Mosquitto: 268435455, Mosquitto21: 2000000}[key]
+}
+
+// ReloadsBridges says a SIGHUP of engine (a TableKey) applies changed
+// bridge options and bridge CA files.
+func ReloadsBridges(key string) bool { return reloadsBridges[key] }
 
 // Reloads says engine applies the global option again on SIGHUP.
 func Reloads(engine, option string) bool { return reloaded[engine][option] }
@@ -62,10 +104,26 @@ func RestartReason(engine string, old, want []byte) string {
 	if len(fixed) > 0 {
 		return fmt.Sprintf("option %s is read only at start", strings.Join(fixed, ", "))
 	}
+	if reloadsBridges[engine] {
+		if !slices.EqualFunc(listeners(o.Sections), listeners(w.Sections), sameSection) {
+			return "listener options are read only at start"
+		}
+		return ""
+	}
 	if !slices.EqualFunc(o.Sections, w.Sections, sameSection) {
 		return "listener and bridge options are read only at start"
 	}
 	return ""
+}
+
+func listeners(sections []Section) []Section {
+	var out []Section
+	for _, s := range sections {
+		if s.Head.Key == "listener" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func sameSection(a, b Section) bool {
@@ -102,7 +160,9 @@ var listenerOptions = set("bind_interface", "http_dir", "max_connections", "max_
 	"mount_point", "protocol", "socket_domain", "use_username_as_clientid", "websockets_headers_size",
 	"certfile", "keyfile", "cafile", "capath", "ciphers", "ciphers_tls1.3", "crlfile", "dhparamfile",
 	"require_certificate", "tls_engine", "tls_engine_kpass_sha1", "tls_keyform", "tls_version",
-	"use_identity_as_username", "use_subject_as_username", "psk_hint")
+	"use_identity_as_username", "use_subject_as_username", "psk_hint",
+	// 2.1's per-listener options.
+	"listener_allow_anonymous", "listener_auto_id_prefix", "accept_protocol_versions")
 
 // perListenerOptions belong to the listener above them when
 // per_listener_settings is true, else they are global.
