@@ -73,7 +73,8 @@ func (h *Home) Expectations() []Expectation {
 const SysProbe = "$SYS/broker/version"
 
 // BuiltIn are the expectations a home brings by its presets and devices:
-//   - a device writes its own topics and reads its commands, and never
+//   - a device writes its own topics and reads its commands (its
+//     firmware's layout, for a device kind), and never
 //     writes another device's topics (tried on the next device in name
 //     order, so that their number grows linearly);
 //   - anonymous clients never read $SYS (the broker's clients, versions
@@ -89,16 +90,13 @@ func (h *Home) BuiltIn() []Expectation {
 	}
 	devices := schema.SortedKeys(cfg.Devices)
 	for _, name := range devices {
-		d := cfg.Devices[name]
 		path := schema.Path("devices", name)
-		for _, t := range d.Publishes {
-			add(name, true, generators.DeviceTopic(cfg, name, t), true, "a device writes its own topics", path)
+		pub, sub := generators.FirmwareTopics(cfg, name)
+		for _, t := range pub {
+			add(name, true, sampleTopic(t), true, "a device writes its own topics", path)
 		}
-		if d.Availability {
-			add(name, true, generators.AvailabilityTopic(cfg, name), true, "a device writes its own topics", path)
-		}
-		for _, t := range d.Subscribes {
-			add(name, false, generators.DeviceTopic(cfg, name, t), true, "a device reads its own commands", path)
+		for _, t := range sub {
+			add(name, false, sampleTopic(t), true, "a device reads its own commands", path)
 		}
 		if len(devices) > 1 {
 			// Against the next device in name order only: every device's
@@ -123,11 +121,23 @@ func (h *Home) BuiltIn() []Expectation {
 				d := cfg.Devices[dev]
 				for _, ent := range schema.SortedKeys(d.Entities) {
 					e := d.Entities[ent]
-					if e.Component != "button" {
-						add(user, false, generators.DeviceTopic(cfg, dev, e.StateTopic(ent)), true, "Home Assistant reads every entity's state", path)
-					}
+					state, command := generators.DeviceTopic(cfg, dev, e.StateTopic(ent)), ""
 					if e.Command != "" {
-						add(user, true, generators.DeviceTopic(cfg, dev, e.Command), true, "Home Assistant reaches every entity's command topic", path)
+						command = generators.DeviceTopic(cfg, dev, e.Command)
+					}
+					if d.Kind == schema.KindShelly {
+						// Shelly's layout: a component's status, and RPC requests.
+						p := generators.DevicePrefix(cfg, dev)
+						state = p + "/status/" + e.Shelly
+						if e.Component == "switch" {
+							command = p + "/rpc"
+						}
+					}
+					if e.Component != "button" {
+						add(user, false, state, true, "Home Assistant reads every entity's state", path)
+					}
+					if command != "" {
+						add(user, true, command, true, "Home Assistant reaches every entity's command topic", path)
 					}
 				}
 			}
@@ -146,20 +156,31 @@ func (h *Home) BuiltIn() []Expectation {
 	return out
 }
 
-// deviceTopics are the topics a device's rules name.
+// deviceTopics are the topics a device's rules name under its own prefix
+// (a firmware's shared topics, such as Tasmota's discovery, belong to no
+// one device), one topic for each filter.
 func deviceTopics(cfg *schema.Config, name string) []string {
-	d := cfg.Devices[name]
+	pub, sub := generators.FirmwareTopics(cfg, name)
+	prefix := generators.DevicePrefix(cfg, name) + "/"
 	var out []string
-	for _, t := range d.Publishes {
-		out = append(out, generators.DeviceTopic(cfg, name, t))
-	}
-	if d.Availability {
-		out = append(out, generators.AvailabilityTopic(cfg, name))
-	}
-	for _, t := range d.Subscribes {
-		out = append(out, generators.DeviceTopic(cfg, name, t))
+	for _, t := range append(pub, sub...) {
+		if strings.HasPrefix(t, prefix) {
+			out = append(out, sampleTopic(t))
+		}
 	}
 	return out
+}
+
+// sampleTopic is a topic name the filter matches: a firmware's layouts
+// name whole families of topics (ESPHome's <prefix>/+/+/state).
+func sampleTopic(filter string) string {
+	levels := strings.Split(filter, "/")
+	for i, l := range levels {
+		if l == "+" || l == "#" {
+			levels[i] = "probe"
+		}
+	}
+	return strings.Join(levels, "/")
 }
 
 // Result is an expectation and what the acl decides.

@@ -115,7 +115,12 @@ func (g *homeGen) home() ([]byte, map[string]string) {
 	h["listeners"] = listeners
 	broker := map[string]any{"hostname": g.s("mqtt.home.arpa")}
 	if g.maybe() {
-		broker["image"] = g.s(g.pick("eclipse-mosquitto:2.0.20", "eclipse-mosquitto:2.1", "registry.example.com:5000/mosq/eclipse-mosquitto@sha256:"+strings.Repeat("ab", 32)))
+		image := g.pick("eclipse-mosquitto:2.0.20", "eclipse-mosquitto:2.1", "registry.example.com:5000/mosq/eclipse-mosquitto@sha256:"+strings.Repeat("ab", 32))
+		broker["image"] = g.s(image)
+		if strings.Contains(image, "@") {
+			// A digest names no release: the home says which.
+			broker["version"] = g.s("2.0.20")
+		}
 	}
 	h["broker"] = broker
 	anon := map[string]any{"allowed": g.full || g.r.IntN(3) == 0}
@@ -280,10 +285,14 @@ func confDiffers(cfg *schema.Config, passwords map[string]string, c *conf.Config
 	sameSecurity := func(a, b conf.Security) bool {
 		return a.Anonymous() == b.Anonymous() && a.AllowAnonymous != nil && a.PasswordFile == b.PasswordFile && a.ACLFile == b.ACLFile
 	}
-	if c.PerListenerSettings != cfg.PerListenerSettings() {
+	// 2.0 says per_listener_settings; 2.1 and later listener_allow_anonymous
+	// under each listener, with the plugins global: what each listener
+	// enforces is compared below, whichever the dialect.
+	plugins := TargetVersion(cfg, Inputs{}).Plugins()
+	if c.PerListenerSettings != (cfg.PerListenerSettings() && !plugins) {
 		out = append(out, fmt.Sprintf("per_listener_settings %v", c.PerListenerSettings))
 	}
-	if !c.PerListenerSettings && !sameSecurity(c.Security, wantSecurity(cfg.Anonymous.Allowed)) {
+	if !plugins && !c.PerListenerSettings && !sameSecurity(c.Security, wantSecurity(cfg.Anonymous.Allowed)) {
 		out = append(out, fmt.Sprintf("security %+v", c.Security))
 	}
 	if c.User != "" {
@@ -298,8 +307,8 @@ func confDiffers(cfg *schema.Config, passwords map[string]string, c *conf.Config
 			if got.Port != want.Port || got.Bind != "" || got.Protocol != want.Protocol || got.TLS() != want.TLS {
 				out = append(out, fmt.Sprintf("listener %d: %+v, want %+v", i, got, want))
 			}
-			if c.PerListenerSettings && !sameSecurity(got.Security, wantSecurity(cfg.AnonymousOn(want))) {
-				out = append(out, fmt.Sprintf("listener %d security %+v", i, got.Security))
+			if sec := c.SecurityFor(got); !sameSecurity(sec, wantSecurity(cfg.AnonymousOn(want))) {
+				out = append(out, fmt.Sprintf("listener %d security %+v", i, sec))
 			}
 		}
 	}

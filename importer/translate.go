@@ -12,6 +12,7 @@ import (
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
+	"github.com/mqttgen/mqttgen/mosquitto/version"
 	"github.com/mqttgen/mqttgen/schema"
 )
 
@@ -94,7 +95,16 @@ func (t *translator) translate() {
 	w.line(0, "package home")
 	w.blank()
 	if c := t.l.src.compose; c != nil && c.image != "" {
-		w.line(0, "broker: image: "+str(c.image), fmt.Sprintf("%s:%d", c.file, c.imageAt))
+		pos := fmt.Sprintf("%s:%d", c.file, c.imageAt)
+		w.line(0, "broker: image: "+str(c.image), pos)
+		if _, named := version.FromImage(c.image); !named {
+			// The release decides mosquitto.conf's dialect; an image such
+			// as :latest runs today's newest.
+			newest, _ := version.FromImage(schema.DefaultMosquittoImage)
+			w.line(0, "broker: version: "+str(newest.String()), pos)
+			t.notes = append(t.notes, Note{Pos: t.rel(pos), Option: "image " + c.image, Kind: Translated,
+				Action: fmt.Sprintf("its tag names no Mosquitto release, which decides the dialect of mosquitto.conf: the new home says version %q, the newest today; set broker.version to the release the image runs", newest)})
+		}
 	}
 	if c := t.l.src.compose; c != nil {
 		for _, v := range c.volumes {
