@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"github.com/mqttgen/mqttgen/backup/backuptest"
 	"io"
 	"os"
@@ -365,4 +366,45 @@ func gunzip(t *testing.T, data []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestPassphraseFileMode: a passphrase file of one's own that others may
+// read or write is refused, as ssh refuses such a private key; the owner's
+// own modes, /dev/stdin-like files and the environment are read.
+func TestPassphraseFileMode(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "passphrase")
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o400, true}, {0o644, false}, {0o640, false}, {0o604, false}, {0o620, false}} {
+		if err := os.WriteFile(file, []byte("correct horse battery staple\nsecond line\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(file, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		pass, err := ReadPassphrase(file)
+		switch {
+		case c.ok && (err != nil || pass != "correct horse battery staple"):
+			t.Errorf("mode %04o: %q, %v", c.mode, pass, err)
+		case !c.ok && err == nil:
+			t.Errorf("mode %04o: read %q, want a refusal", c.mode, pass)
+		case !c.ok && !strings.Contains(err.Error(), fmt.Sprintf("(mode %04o)", c.mode)) || !c.ok && !strings.Contains(err.Error(), "chmod 600 "+file):
+			t.Errorf("mode %04o: %v", c.mode, err)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.Write([]byte("from a pipe, twelve+\n")); w.Close() }()
+	if pass, err := ReadPassphrase(fmt.Sprintf("/proc/self/fd/%d", r.Fd())); err != nil || pass != "from a pipe, twelve+" {
+		t.Errorf("pipe: %q, %v", pass, err)
+	}
+	r.Close()
+	t.Setenv(PassphraseEnv, "from the environment")
+	if pass, err := ReadPassphrase(""); err != nil || pass != "from the environment" {
+		t.Errorf("environment: %q, %v", pass, err)
+	}
 }
