@@ -141,16 +141,35 @@ func (a *Archive) Secrets(passphrase string) ([]File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", SecretsName, err)
 		}
-		if !validPath(hdr.Name) || hdr.Typeflag != tar.TypeReg {
-			return nil, fmt.Errorf("%s: entry %q is not a plain file path", SecretsName, hdr.Name)
+		if !secretPath(hdr.Name) || hdr.Typeflag != tar.TypeReg {
+			return nil, fmt.Errorf("%s: entry %q is not a file a backup keeps there", SecretsName, hdr.Name)
 		}
-		data, err := io.ReadAll(tr)
+		data, err := io.ReadAll(io.LimitReader(tr, MaxOtherEntry+1))
 		if err != nil {
 			return nil, err
+		}
+		if len(data) > MaxOtherEntry {
+			return nil, fmt.Errorf("%s: entry %s has more than the %s an archive entry may hold", SecretsName, hdr.Name, sizeString(MaxOtherEntry))
 		}
 		out = append(out, File{Path: hdr.Name, Mode: fs.FileMode(hdr.Mode).Perm(), UID: hdr.Uid, GID: hdr.Gid, ModTime: hdr.ModTime, Data: data})
 	}
 	return out, nil
+}
+
+// secretPath says p may be an entry of secrets.enc (see Create and
+// readState): a config file (a key, a mosquitto.conf with its bridge
+// passwords), the state directory's private keys, or a generated password.
+func secretPath(p string) bool {
+	switch {
+	case !validPath(p) || p == SecretsName:
+		return false
+	case strings.HasPrefix(p, ConfigPrefix):
+		return true
+	case p == StatePrefix+"certs/ca.key" || p == StatePrefix+"certs/server.key":
+		return true
+	}
+	name, ok := strings.CutPrefix(p, StatePrefix+"passwords/")
+	return ok && !strings.Contains(name, "/") && !strings.HasPrefix(name, ".")
 }
 
 // PassphraseEnv names the environment variable that may hold the

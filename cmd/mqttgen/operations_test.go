@@ -443,6 +443,15 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 	os.WriteFile(flipped, bad, 0o600)
 	altered := filepath.Join(dir, "altered.tar.gz")
 	os.WriteFile(altered, repackArchive(t, data, "data/mosquitto.db"), 0o600)
+	// Entries a backup never writes, in a manifest rewritten to match: a
+	// password for a device home.cue does not have yet, a 2 GiB entry (cut
+	// short: it is refused from the manifest), a file beside its folder.
+	planted := filepath.Join(dir, "planted.tar.gz")
+	os.WriteFile(planted, backuptest.AddEntry(t, data, "state/passwords/future-device", []byte("chosen by whoever rewrote the archive"), 37), 0o600)
+	huge := filepath.Join(dir, "huge.tar.gz")
+	os.WriteFile(huge, backuptest.AddEntry(t, data, "data/huge", make([]byte, 1<<20), 2<<30), 0o600)
+	beside := filepath.Join(dir, "beside.tar.gz")
+	os.WriteFile(beside, backuptest.AddEntry(t, data, "config/passwd/x", []byte("x"), 1), 0o600)
 
 	id, started := brokerID(t, cli, h.project)
 	before, err := backup.ReadDir(context.Background(), cli, id, "/mosquitto/data")
@@ -454,6 +463,9 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 		{truncated, "truncated"},
 		{flipped, "not a sound backup"},
 		{altered, "data/mosquitto.db has SHA-256"},
+		{planted, "entry state/passwords/future-device is not a file a backup writes in clear"},
+		{huge, "entry data/huge has 2.0 GiB, more than the 256.0 MiB an archive entry may hold"},
+		{beside, "entry config/passwd is a file and the folder of config/passwd/x"},
 	} {
 		out := h.run(1, "refusing to restore, nothing was changed", "restore", c.file, "--auto-approve")
 		if !strings.Contains(out, c.want) {
@@ -482,6 +494,9 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 	}
 	if m := len(h.archives(backups)); m != n {
 		t.Errorf("a refused restore wrote %d archives", m-n)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, ".mqttgen", "passwords", "future-device")); !os.IsNotExist(err) {
+		t.Errorf("the planted password reached the state directory: %v", err)
 	}
 }
 
