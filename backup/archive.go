@@ -479,10 +479,14 @@ func Read(r io.Reader) (*Archive, error) {
 		if hdr.Size != e.Size {
 			return nil, bad("entry %s has %d bytes, the manifest says %d", hdr.Name, hdr.Size, e.Size)
 		}
-		// The size is the manifest's, within the limits.
-		data := make([]byte, e.Size)
-		if _, err := io.ReadFull(tr, data); err != nil {
+		// Within the limits, and as large as what is really there: an
+		// entry cut short costs what it holds, not what it claims.
+		data, err := io.ReadAll(io.LimitReader(tr, e.Size))
+		if err != nil {
 			return nil, readErr(err)
+		}
+		if int64(len(data)) != e.Size {
+			return nil, readErr(io.ErrUnexpectedEOF)
 		}
 		if strings.HasPrefix(e.Path, ConfigPrefix) && isPrivateKey(data) {
 			return nil, bad("entry %s holds a private key in clear, which a backup never writes (keys are only in %s, encrypted)", e.Path, SecretsName)

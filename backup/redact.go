@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io/fs"
@@ -20,38 +19,32 @@ const redactedValue = "<redacted by mqttgen backup>"
 func isPrivateKey(data []byte) bool { return bytes.Contains(data, []byte("PRIVATE KEY-----")) }
 
 // redactConf replaces the values of secret options of a mosquitto.conf and
-// names each one replaced (with its bridge).
+// names each one replaced (with its bridge). Lines are split on "\n" only
+// and kept byte for byte otherwise ("\r" included), without a length limit:
+// a line too long for a scanner must not end the redaction early.
 func redactConf(data []byte) ([]byte, []string) {
-	var out bytes.Buffer
+	lines := bytes.Split(data, []byte("\n"))
 	var redacted []string
 	section := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
+	for i, line := range lines {
+		f := strings.Fields(string(line))
 		switch {
 		case len(f) >= 2 && f[0] == "connection":
 			section = f[1]
 		case len(f) >= 2 && secretOptions[f[0]]:
-			indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
-			line = indent + f[0] + " " + redactedValue
+			indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
+			lines[i] = []byte(string(indent) + f[0] + " " + redactedValue)
 			what := f[0]
 			if section != "" {
 				what += " (bridge " + section + ")"
 			}
 			redacted = append(redacted, what)
 		}
-		out.WriteString(line)
-		out.WriteByte('\n')
 	}
 	if len(redacted) == 0 {
 		return data, nil
 	}
-	if !bytes.HasSuffix(data, []byte("\n")) {
-		out.Truncate(out.Len() - 1)
-	}
-	return out.Bytes(), redacted
+	return bytes.Join(lines, []byte("\n")), redacted
 }
 
 // Source is a set of files restore may complete an archive's config from,
