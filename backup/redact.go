@@ -6,11 +6,9 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
-)
 
-// secretOptions are the mosquitto.conf options whose values are secrets in
-// plain text.
-var secretOptions = map[string]bool{"remote_password": true, "bridge_psk": true}
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
+)
 
 // redactedValue replaces a secret option's value in an archive.
 const redactedValue = "<redacted by mqttgen backup>"
@@ -19,32 +17,19 @@ const redactedValue = "<redacted by mqttgen backup>"
 func isPrivateKey(data []byte) bool { return bytes.Contains(data, []byte("PRIVATE KEY-----")) }
 
 // redactConf replaces the values of secret options of a mosquitto.conf and
-// names each one replaced (with its bridge). Lines are split on "\n" only
-// and kept byte for byte otherwise ("\r" included), without a length limit:
-// a line too long for a scanner must not end the redaction early.
+// names each one replaced (with its bridge).
 func redactConf(data []byte) ([]byte, []string) {
-	lines := bytes.Split(data, []byte("\n"))
-	var redacted []string
-	section := ""
-	for i, line := range lines {
-		f := strings.Fields(string(line))
-		switch {
-		case len(f) >= 2 && f[0] == "connection":
-			section = f[1]
-		case len(f) >= 2 && secretOptions[f[0]]:
-			indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
-			lines[i] = []byte(string(indent) + f[0] + " " + redactedValue)
-			what := f[0]
-			if section != "" {
-				what += " (bridge " + section + ")"
-			}
-			redacted = append(redacted, what)
+	c := conf.Read("mosquitto.conf", data)
+	out, redacted := conf.Redact("mosquitto.conf", data, func(conf.Directive) string { return redactedValue })
+	var what []string
+	for _, d := range redacted {
+		w := d.Key
+		if d.Section >= 0 && !c.Sections[d.Section].Listener() {
+			w += " (bridge " + c.Sections[d.Section].Name() + ")"
 		}
+		what = append(what, w)
 	}
-	if len(redacted) == 0 {
-		return data, nil
-	}
-	return bytes.Join(lines, []byte("\n")), redacted
+	return out, what
 }
 
 // Source is a set of files restore may complete an archive's config from,
