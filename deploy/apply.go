@@ -154,7 +154,7 @@ func (x *executor) preflight(ctx context.Context, p *Plan) error {
 		if op.Kind != KindContainer || op.Action == Delete {
 			continue
 		}
-		s := x.d.service(op.Service)
+		s := x.d.Service(op.Service)
 		if s == nil {
 			return fmt.Errorf("plan names service %s, which the home does not have", op.Service)
 		}
@@ -372,7 +372,7 @@ func (x *executor) copyFiles(ctx context.Context, op Op, id, dir string, files [
 // createService creates and starts a service's container and waits until
 // it serves; a container that does not is removed.
 func (x *executor) createService(ctx context.Context, op Op) error {
-	s := x.d.service(op.Service)
+	s := x.d.Service(op.Service)
 	id, err := x.createContainer(ctx, op, s, op.Name)
 	if err != nil {
 		return err
@@ -407,7 +407,7 @@ func (x *executor) observedContainer(op Op) *Container {
 // signals it; if the broker does not serve the new files, the previous ones
 // are written back and signalled again.
 func (x *executor) updateService(ctx context.Context, op Op) error {
-	s := x.d.service(op.Service)
+	s := x.d.Service(op.Service)
 	cur := x.observedContainer(op)
 	if cur == nil {
 		return fmt.Errorf("container %s is not in the observed state", op.ContainerID)
@@ -498,7 +498,7 @@ func (x *executor) waitReady(ctx context.Context, op Op, s *Service, id string, 
 		// A home without accounts: a CONNACK is all the broker can give.
 		auth = false
 	}
-	targets := probeTargets(files, sp)
+	targets := ProbeTargets(files, sp)
 	who := "anonymously"
 	if cred.Username != "" {
 		who = "as " + cred.Username
@@ -683,7 +683,7 @@ func ByteSize(n int64) string {
 // name, and creates the new one on the same volumes. If the new one does not
 // serve, it is removed and the previous one is renamed back and started.
 func (x *executor) replaceService(ctx context.Context, op Op) error {
-	s := x.d.service(op.Service)
+	s := x.d.Service(op.Service)
 	cur := x.observedContainer(op)
 	if cur == nil {
 		return fmt.Errorf("container %s is not in the observed state", op.ContainerID)
