@@ -100,6 +100,12 @@ deploy: project: %q
 	expect(2, "", "Saved the plan to "+planFile, "plan", "--detailed-exitcode", "-o", planFile, homeFile)
 	expect(0, "", "Modifications complete", "apply", planFile)
 	expect(1, "", "the saved plan is stale", "apply", planFile)
+	// The plan holds no secret: apply renders the home again, and a
+	// password changed since makes the plan stale.
+	write(home)
+	expect(2, "", "Saved the plan to "+planFile, "plan", "--detailed-exitcode", "-o", planFile, homeFile)
+	expect(0, "", "rotated the password of sensor", "secrets", "rotate", "sensor", homeFile)
+	expect(1, "", "the saved plan is stale: home.cue, a password, a key or a certificate of the home changed", "apply", planFile)
 
 	// JSON.
 	write(home)
