@@ -61,7 +61,7 @@ var rules = []rule{
 	{"backup/backuptest", nil, nil},
 	{"deploy", []string{"backup", "engine", "generators", "schema", "workspace", "pki", "mosquitto/*", "internal/*"}, []string{"deploy/deploytest", "backup/backuptest", "secrets"}},
 	{"deploy/deploytest", []string{"engine"}, nil},
-	{"status", []string{"backup", "deploy", "engine", "generators", "workspace", "pki", "mosquitto/*"}, nil},
+	{"status", []string{"backup", "deploy", "engine", "generators", "workspace", "pki", "mosquitto/*", "internal/*"}, nil},
 
 	// Benchmarks, commands and the tests across packages.
 	{"bench", []string{"workspace", "generators", "schema", "mosquitto/*"}, nil},
