@@ -5,10 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/secretaudit"
 	"github.com/mqttgen/mqttgen/workspace"
 )
@@ -160,4 +162,17 @@ func FuzzLoadPlan(f *testing.F) {
 			t.Fatalf("saved again: %+v, %v", sp2, err)
 		}
 	})
+}
+
+// TestRollbackKeepsFolders: a restore whose copy failed on a file where
+// the previous config has a folder (config/certs beside config/certs/...)
+// emptied that file again on write-back, which failed the same way and
+// left the broker stopped. The write-back restores the previous tree.
+func TestRollbackKeepsFolders(t *testing.T) {
+	previous := []generators.File{{Path: "mosquitto.conf"}, {Path: "certs/ca.crt"}, {Path: "certs/server.crt"}}
+	restored := []generators.File{{Path: "mosquitto.conf"}, {Path: "certs"}, {Path: "extra.conf"}}
+	got := notFolders(missing(restored, previous), previous)
+	if !slices.Equal(got, []string{"extra.conf"}) {
+		t.Errorf("emptied on write-back: %v, want [extra.conf]", got)
+	}
 }

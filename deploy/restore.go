@@ -532,10 +532,16 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 		rerr = writeData(rctx, cur.ID, oldData)
 	}
 	if rerr == nil {
-		rerr = x.copyFiles(rctx, op, cur.ID, configDir, oldConfig, missing(rp.config, oldConfig))
+		rerr = x.copyFiles(rctx, op, cur.ID, configDir, oldConfig, notFolders(missing(rp.config, oldConfig), oldConfig))
 	}
-	if rerr == nil && rp.State == "running" {
-		if _, rerr = cli.ContainerStart(rctx, cur.ID, client.ContainerStartOptions{}); rerr == nil {
+	if rp.State == "running" {
+		// Started again whatever the write-back did: a broker left
+		// stopped serves no one.
+		_, serr := cli.ContainerStart(rctx, cur.ID, client.ContainerStartOptions{})
+		if rerr == nil {
+			rerr = serr
+		}
+		if rerr == nil {
 			rerr = x.waitReady(rctx, op, &s, cur.ID, oldConfig, spec, time.Time{}, false)
 		}
 	}
@@ -546,6 +552,16 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 		x.emit(op, "rolled-back", "The broker serves its previous data and config again")
 	}
 	return safety, re
+}
+
+// notFolders drops from emptied (files the restore wrote that the previous
+// config lacks, emptied on write-back) every path that is a folder of the
+// previous config: writing an empty file there fails as the restore did,
+// and the previous tree is what the write-back restores.
+func notFolders(emptied []string, previous []generators.File) []string {
+	return slices.DeleteFunc(emptied, func(p string) bool {
+		return slices.ContainsFunc(previous, func(f generators.File) bool { return strings.HasPrefix(f.Path, p+"/") })
+	})
 }
 
 // writeState writes the state directory's files the archive holds and the
