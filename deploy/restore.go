@@ -47,6 +47,11 @@ type RestorePlan struct {
 	Config   []FileChange `json:"config"`
 	Data     []FileChange `json:"data"`
 	DataKept []string     `json:"data_kept,omitempty"`
+	// DataAsWritten says Data compares with the database a running broker
+	// last wrote: it is not signalled before the question (a cancelled
+	// restore signals nothing), and what it received since is in its
+	// memory only, replaced too.
+	DataAsWritten bool `json:"data_as_written,omitempty"`
 	// Completed are config files the archive left out (secrets) and where
 	// restore takes them from.
 	Completed []backup.Completed `json:"completed,omitempty"`
@@ -159,11 +164,9 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 	rp.data = a.Under(backup.DataPrefix)
 	var current []backup.File
 	if cur != nil {
-		// What the broker holds in memory, on disk: the comparison shows
-		// what the restore really replaces.
-		if _, err := backup.Flush(ctx, cli, d.Project, cur.ID, 0); err != nil {
-			return nil, fmt.Errorf("ask %s to write its database: %w", cur.Name, err)
-		}
+		// The database as the broker last wrote it: nothing is signalled
+		// before the question.
+		rp.DataAsWritten = rp.State == "running"
 		if current, err = readData(ctx, cli, cur.ID, rp.dataDir); err != nil {
 			return nil, fmt.Errorf("read %s of %s: %w", rp.dataDir, cur.Name, err)
 		}
@@ -273,7 +276,7 @@ func describeData(old, new *backup.File) string {
 
 // Empty reports whether restoring changes nothing.
 func (rp *RestorePlan) Empty() bool {
-	return rp.Exists && rp.State == "running" && len(rp.Config) == 0 && len(rp.Data) == 0 && len(rp.StateWritten) == 0
+	return rp.Exists && rp.State == "running" && len(rp.Config) == 0 && len(rp.Data) == 0 && len(rp.StateWritten) == 0 && !rp.DataAsWritten
 }
 
 // WriteText shows the restore as plan shows a plan.
@@ -326,6 +329,9 @@ func (rp *RestorePlan) WriteText(w io.Writer, now time.Time) error {
 				}
 			}
 		}
+	}
+	if rp.DataAsWritten {
+		fmt.Fprintf(&b, "      # data compared with the database the running broker last wrote; what it received since is in its memory only, and is replaced too\n")
 	}
 	if len(rp.Data) == 0 {
 		fmt.Fprintf(&b, "      = data %s unchanged\n", rp.dataDir)

@@ -321,6 +321,7 @@ func testBackupRestore(t *testing.T, cli *client.Client, tag string) {
 
 	// Corrupt archives are refused before anything is touched.
 	testCorrupt(t, cli, h, archive, backups)
+	testCancelledRestore(t, cli, h, archive, adminPW)
 
 	// The data volume is destroyed with everything else.
 	h.run(0, "Destroy complete!", "destroy", "--volumes", "--auto-approve")
@@ -354,7 +355,9 @@ func testBackupRestore(t *testing.T, cli *client.Client, tag string) {
 	// first; a new retained message is then gone, the archive's are back.
 	opsPublish(t, reader, "home/retained/new", "after the backup", true)
 	out = h.run(0, "Restore complete!", "restore", archive, "--auto-approve")
-	if !strings.Contains(out, "What it replaced is in") || !strings.Contains(out, "~ data \"/mosquitto/data/mosquitto.db\"") {
+	// The broker is not asked to write its database before the question:
+	// the data is compared with what it last wrote, and said so.
+	if !strings.Contains(out, "What it replaced is in") || !strings.Contains(out, "data compared with the database the running broker last wrote") {
 		t.Errorf("restore over a running broker:\n%s", out)
 	}
 	ret2 := newCollector()
@@ -828,4 +831,37 @@ func gunzipAll(data []byte) []byte {
 		return nil
 	}
 	return out
+}
+
+// testCancelledRestore: a restore answered "no" signals nothing. It asked
+// the broker to write its database (SIGUSR1) before the question, so a
+// message received since the last write was in the database afterwards.
+func testCancelledRestore(t *testing.T, cli *client.Client, h *opsHome, archive, adminPW string) {
+	admin := opsConnect(t, h.port, "admin", adminPW, clientOpts{clean: true})
+	opsPublish(t, admin, "home/after-the-backup", "only in memory", true)
+	admin.Disconnect(0)
+	id, started := brokerID(t, cli, h.project)
+	before, _, err := engine.ReadDir(context.Background(), cli, id, "/mosquitto/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := h.run(1, "Restore cancelled.", "restore", archive)
+	if !strings.Contains(out, "data compared with the database the running broker last wrote") {
+		t.Errorf("restore does not say what it compared the data with:\n%s", out)
+	}
+	after, _, err := engine.ReadDir(context.Background(), cli, id, "/mosquitto/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) || len(before) == 0 {
+		t.Fatalf("data files %d -> %d", len(before), len(after))
+	}
+	for i := range before {
+		if !bytes.Equal(before[i].Data, after[i].Data) || !before[i].ModTime.Equal(after[i].ModTime) {
+			t.Errorf("%s was written by a cancelled restore (%s -> %s)", before[i].Path, before[i].ModTime, after[i].ModTime)
+		}
+	}
+	if id2, started2 := brokerID(t, cli, h.project); id2 != id || started2 != started {
+		t.Error("a cancelled restore restarted the broker")
+	}
 }
