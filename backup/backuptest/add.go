@@ -2,12 +2,9 @@ package backuptest
 
 import (
 	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"testing"
 )
 
@@ -31,69 +28,40 @@ func AddEntry(t testing.TB, data []byte, name string, body []byte, size int64) [
 // can make, since the manifest is not signed.
 func AddEntries(t testing.TB, data []byte, add ...Entry) []byte {
 	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for first := true; ; first = false {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
+	manifest := func(name string, body []byte) ([]byte, bool) {
+		if name != "manifest.json" {
+			return body, true
 		}
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatal(err)
+		}
+		entries, _ := m["entries"].([]any)
+		for _, e := range add {
+			sum := sha256.Sum256(e.Body)
+			entries = append(entries, map[string]any{"path": e.Name, "size": e.Size, "mode": "0600", "uid": 1883, "gid": 1883, "sha256": hex.EncodeToString(sum[:])})
+		}
+		m["entries"] = entries
+		body, err := json.MarshalIndent(m, "", "  ")
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if first {
-			var m map[string]any
-			if err := json.Unmarshal(b, &m); err != nil {
+		return body, true
+	}
+	return rewrite(t, data, manifest, func(tw *tar.Writer) bool {
+		for _, e := range add {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: e.Name, Size: e.Size, Mode: 0o600, Uid: 1883, Gid: 1883, Format: tar.FormatPAX}); err != nil {
 				t.Fatal(err)
 			}
-			entries, _ := m["entries"].([]any)
-			for _, e := range add {
-				sum := sha256.Sum256(e.Body)
-				entries = append(entries, map[string]any{"path": e.Name, "size": e.Size, "mode": "0600", "uid": 1883, "gid": 1883, "sha256": hex.EncodeToString(sum[:])})
-			}
-			m["entries"] = entries
-			if b, err = json.MarshalIndent(m, "", "  "); err != nil {
+			if _, err := tw.Write(e.Body); err != nil {
 				t.Fatal(err)
 			}
-			h.Size = int64(len(b))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, e := range add {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: e.Name, Size: e.Size, Mode: 0o600, Uid: 1883, Gid: 1883, Format: tar.FormatPAX}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.Body); err != nil {
-			t.Fatal(err)
-		}
-		if e.Size != int64(len(e.Body)) {
-			// Not closed: the tar writer would refuse, and what it
-			// wrote is all there is.
-			break
-		}
-		if i == len(add)-1 {
-			if err := tw.Close(); err != nil {
-				t.Fatal(err)
+			if e.Size != int64(len(e.Body)) {
+				// Not closed: the tar writer would refuse, and what it
+				// wrote is all there is.
+				return false
 			}
 		}
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+		return true
+	})
 }
