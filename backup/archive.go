@@ -27,6 +27,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -212,18 +213,84 @@ func validPath(p string) bool {
 	return false
 }
 
+// Limits of an archive's entries. Restore holds an archive in memory, so
+// Read refuses, from the manifest and before it reads any entry, one that
+// would not fit; write refuses to make an archive Read would refuse.
+const (
+	// MaxDataEntry bounds one file of the data volume (the database).
+	MaxDataEntry = 256 << 20
+	// MaxOtherEntry bounds a config or state file, and secrets.enc.
+	MaxOtherEntry = 16 << 20
+	// MaxTotal bounds all entries together.
+	MaxTotal = 512 << 20
+)
+
+// publicState are the only state/ entries a backup writes in clear (see
+// readState): any other, say a password planted for a device home.cue
+// will have, is refused.
+var publicState = map[string]bool{StatePrefix + "certs/ca.crt": true, StatePrefix + "certs/server.crt": true, StatePrefix + "passwd.hashes": true}
+
+// checkEntries says what is wrong with a list of entries that a backup
+// never writes: a path outside the archive's folders or twice, a state file
+// that is not public, a file that is also another entry's folder, an entry
+// or a whole larger than the limits. "" when nothing.
+func checkEntries(entries []Entry) string {
+	seen := map[string]bool{}
+	var total int64
+	for _, e := range entries {
+		limit := int64(MaxOtherEntry)
+		if strings.HasPrefix(e.Path, DataPrefix) {
+			limit = MaxDataEntry
+		}
+		switch {
+		case !validPath(e.Path):
+			return fmt.Sprintf("the manifest names %q, which is not a plain path under config/, data/ or state/", e.Path)
+		case seen[e.Path]:
+			return fmt.Sprintf("the manifest names %s twice", e.Path)
+		case strings.HasPrefix(e.Path, StatePrefix) && !publicState[e.Path]:
+			return fmt.Sprintf("entry %s is not a file a backup writes in clear (of the state directory only %s are)", e.Path, strings.Join(slices.Sorted(maps.Keys(publicState)), ", "))
+		case e.Size < 0 || e.Size > limit:
+			return fmt.Sprintf("entry %s has %s, more than the %s an archive entry may hold", e.Path, sizeString(e.Size), sizeString(limit))
+		}
+		seen[e.Path] = true
+		total += e.Size
+	}
+	if total > MaxTotal {
+		return fmt.Sprintf("its entries hold %s, more than the %s an archive may hold", sizeString(total), sizeString(MaxTotal))
+	}
+	for p := range seen {
+		for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
+			if seen[dir] {
+				return fmt.Sprintf("entry %s is a file and the folder of %s", dir, p)
+			}
+		}
+	}
+	return ""
+}
+
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // write writes the archive (manifest first, then files in order) to w,
 // filling m.Entries.
 func write(w io.Writer, m *Manifest, files []File) error {
 	m.Format, m.Version = Format, Version
 	m.Entries = nil
-	seen := map[string]bool{}
 	for _, f := range files {
-		if !validPath(f.Path) || seen[f.Path] {
-			return fmt.Errorf("archive entry %q: not a plain path under config/, data/ or state/, or twice", f.Path)
+		if strings.HasPrefix(f.Path, ConfigPrefix) && isPrivateKey(f.Data) {
+			return fmt.Errorf("archive entry %s: a private key in clear", f.Path)
 		}
-		seen[f.Path] = true
 		m.Entries = append(m.Entries, Entry{Path: f.Path, Size: int64(len(f.Data)), Mode: modeString(f.Mode), UID: f.UID, GID: f.GID, SHA256: digest(f.Data), Redacted: f.Redacted})
+	}
+	if problem := checkEntries(m.Entries); problem != "" {
+		return errors.New("cannot write the archive: " + problem)
 	}
 	mj, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -390,14 +457,11 @@ func Read(r io.Reader) (*Archive, error) {
 	if m.Version != Version {
 		return nil, bad("format version %d; this mqttgen reads version %d", m.Version, Version)
 	}
+	if problem := checkEntries(m.Entries); problem != "" {
+		return nil, bad("%s", problem)
+	}
 	want := map[string]Entry{}
 	for _, e := range m.Entries {
-		if !validPath(e.Path) {
-			return nil, bad("the manifest names %q, which is not a plain path under config/, data/ or state/", e.Path)
-		}
-		if _, dup := want[e.Path]; dup {
-			return nil, bad("the manifest names %s twice", e.Path)
-		}
 		want[e.Path] = e
 	}
 	for {
@@ -419,9 +483,17 @@ func Read(r io.Reader) (*Archive, error) {
 		if hdr.Size != e.Size {
 			return nil, bad("entry %s has %d bytes, the manifest says %d", hdr.Name, hdr.Size, e.Size)
 		}
-		data, err := io.ReadAll(tr)
+		// Within the limits, and as large as what is really there: an
+		// entry cut short costs what it holds, not what it claims.
+		data, err := io.ReadAll(io.LimitReader(tr, e.Size))
 		if err != nil {
 			return nil, readErr(err)
+		}
+		if int64(len(data)) != e.Size {
+			return nil, readErr(io.ErrUnexpectedEOF)
+		}
+		if strings.HasPrefix(e.Path, ConfigPrefix) && isPrivateKey(data) {
+			return nil, bad("entry %s holds a private key in clear, which a backup never writes (keys are only in %s, encrypted)", e.Path, SecretsName)
 		}
 		if got := digest(data); got != e.SHA256 {
 			return nil, bad("entry %s has SHA-256 %s, the manifest says %s: it was altered", hdr.Name, got[:16], short(e.SHA256))

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"github.com/mqttgen/mqttgen/backup/backuptest"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -305,6 +307,26 @@ func TestSecrets(t *testing.T) {
 	if _, err := a.Secrets("a passphrase long enough"); !errors.Is(err, ErrPassphrase) {
 		t.Fatalf("secrets moved to another archive: %v", err)
 	}
+	// Inside secrets.enc too, only what a backup keeps there.
+	for _, p := range []string{"data/mosquitto.db", "state/passwords/.hidden", "state/passwords/a/b", "state/passwd.hashes", "state/elsewhere"} {
+		m, files := sample()
+		info, blob, err := seal([]File{{Path: p, Mode: 0o600, Data: []byte("x")}}, "a passphrase long enough", m.Project, m.Created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Secrets = info
+		var b bytes.Buffer
+		if err := write(&b, m, append(files, File{Path: SecretsName, Mode: 0o600, Data: blob})); err != nil {
+			t.Fatal(err)
+		}
+		a, err := Read(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Secrets("a passphrase long enough"); err == nil || !strings.Contains(err.Error(), "is not a file a backup keeps there") {
+			t.Errorf("secrets.enc holding %s: %v", p, err)
+		}
+	}
 }
 
 func TestRedactAndComplete(t *testing.T) {
@@ -365,4 +387,100 @@ func gunzip(t *testing.T, data []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestPassphraseFileMode: a passphrase file of one's own that others may
+// read or write is refused, as ssh refuses such a private key; the owner's
+// own modes, /dev/stdin-like files and the environment are read.
+func TestPassphraseFileMode(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "passphrase")
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o400, true}, {0o644, false}, {0o640, false}, {0o604, false}, {0o620, false}} {
+		if err := os.WriteFile(file, []byte("correct horse battery staple\nsecond line\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(file, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		pass, err := ReadPassphrase(file)
+		switch {
+		case c.ok && (err != nil || pass != "correct horse battery staple"):
+			t.Errorf("mode %04o: %q, %v", c.mode, pass, err)
+		case !c.ok && err == nil:
+			t.Errorf("mode %04o: read %q, want a refusal", c.mode, pass)
+		case !c.ok && !strings.Contains(err.Error(), fmt.Sprintf("(mode %04o)", c.mode)) || !c.ok && !strings.Contains(err.Error(), "chmod 600 "+file):
+			t.Errorf("mode %04o: %v", c.mode, err)
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.Write([]byte("from a pipe, twelve+\n")); w.Close() }()
+	if pass, err := ReadPassphrase(fmt.Sprintf("/proc/self/fd/%d", r.Fd())); err != nil || pass != "from a pipe, twelve+" {
+		t.Errorf("pipe: %q, %v", pass, err)
+	}
+	r.Close()
+	t.Setenv(PassphraseEnv, "from the environment")
+	if pass, err := ReadPassphrase(""); err != nil || pass != "from the environment" {
+		t.Errorf("environment: %q, %v", pass, err)
+	}
+}
+
+// TestRefusedEntries: entries a backup never writes are refused by Read,
+// from the manifest, before any entry is read: a 2 GiB entry (such an
+// archive took restore to 4.6 GB of memory before its question), entries
+// that hold more than an archive may, a password planted in state/ (it
+// would be a future device's), a file that is also a folder (the copy into
+// the container failed half-way), a private key in clear.
+func TestRefusedEntries(t *testing.T) {
+	data := archiveBytes(t)
+	zeros := make([]byte, 32<<20)
+	cases := []struct {
+		name    string
+		archive []byte
+		want    string
+	}{
+		{"a 2 GiB entry", backuptest.AddEntry(t, data, "data/huge", zeros, 2<<30),
+			"entry data/huge has 2.0 GiB, more than the 256.0 MiB an archive entry may hold"},
+		{"a large config file", backuptest.AddEntry(t, data, "config/acl.big", zeros[:1<<20], 17<<20),
+			"entry config/acl.big has 17.0 MiB, more than the 16.0 MiB an archive entry may hold"},
+		{"too much in all", backuptest.AddEntries(t, data, backuptest.Entry{Name: "data/a", Body: zeros, Size: 200 << 20}, backuptest.Entry{Name: "data/b", Body: nil, Size: 200 << 20}, backuptest.Entry{Name: "data/c", Body: nil, Size: 200 << 20}),
+			"its entries hold 600.0 MiB, more than the 512.0 MiB an archive may hold"},
+		{"a planted password", backuptest.AddEntry(t, data, "state/passwords/porch-sensor", []byte("chosen-by-the-attacker"), 22),
+			"entry state/passwords/porch-sensor is not a file a backup writes in clear"},
+		{"a planted key", backuptest.AddEntry(t, data, "state/certs/ca.key", []byte("-----BEGIN EC PRIVATE KEY-----\n"), 31),
+			"entry state/certs/ca.key is not a file a backup writes in clear"},
+		{"a file beside a folder", backuptest.AddEntry(t, backuptest.AddEntry(t, data, "config/certs/ca.crt", []byte("x"), 1), "config/certs", []byte("x"), 1),
+			"entry config/certs is a file and the folder of config/certs/ca.crt"},
+		{"a private key in clear", backuptest.AddEntry(t, data, "config/certs/server.key", []byte("-----BEGIN PRIVATE KEY-----\n"), 28),
+			"entry config/certs/server.key holds a private key in clear"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := Read(bytes.NewReader(c.archive))
+			runtime.ReadMemStats(&after)
+			var ce *CorruptError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%v, want a CorruptError saying %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("not one line: %q", err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 8<<20 {
+				t.Errorf("refusing it allocated %d MiB", n>>20)
+			}
+		})
+	}
+	// write never makes what Read refuses.
+	m, files := sample()
+	files = append(files, File{Path: "state/passwords/admin", Mode: 0o600, Data: []byte("pw")})
+	if err := write(io.Discard, m, files); err == nil || !strings.Contains(err.Error(), "state/passwords/admin is not a file a backup writes in clear") {
+		t.Errorf("write: %v", err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -146,16 +147,35 @@ func (a *Archive) Secrets(passphrase string) ([]File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", SecretsName, err)
 		}
-		if !validPath(hdr.Name) || hdr.Typeflag != tar.TypeReg {
-			return nil, fmt.Errorf("%s: entry %q is not a plain file path", SecretsName, hdr.Name)
+		if !secretPath(hdr.Name) || hdr.Typeflag != tar.TypeReg {
+			return nil, fmt.Errorf("%s: entry %q is not a file a backup keeps there", SecretsName, hdr.Name)
 		}
-		data, err := io.ReadAll(tr)
+		data, err := io.ReadAll(io.LimitReader(tr, MaxOtherEntry+1))
 		if err != nil {
 			return nil, err
+		}
+		if len(data) > MaxOtherEntry {
+			return nil, fmt.Errorf("%s: entry %s has more than the %s an archive entry may hold", SecretsName, hdr.Name, sizeString(MaxOtherEntry))
 		}
 		out = append(out, File{Path: hdr.Name, Mode: fs.FileMode(hdr.Mode).Perm(), UID: hdr.Uid, GID: hdr.Gid, ModTime: hdr.ModTime, Data: data})
 	}
 	return out, nil
+}
+
+// secretPath says p may be an entry of secrets.enc (see Create and
+// readState): a config file (a key, a mosquitto.conf with its bridge
+// passwords), the state directory's private keys, or a generated password.
+func secretPath(p string) bool {
+	switch {
+	case !validPath(p) || p == SecretsName:
+		return false
+	case strings.HasPrefix(p, ConfigPrefix):
+		return true
+	case p == StatePrefix+"certs/ca.key" || p == StatePrefix+"certs/server.key":
+		return true
+	}
+	name, ok := strings.CutPrefix(p, StatePrefix+"passwords/")
+	return ok && !strings.Contains(name, "/") && !strings.HasPrefix(name, ".")
 }
 
 // PassphraseEnv names the environment variable that may hold the
@@ -163,13 +183,34 @@ func (a *Archive) Secrets(passphrase string) ([]File, error) {
 // file, not on a command line).
 const PassphraseEnv = "MQTTGEN_BACKUP_PASSPHRASE"
 
+// maxPassphraseFile bounds what is read of a passphrase file.
+const maxPassphraseFile = 64 << 10
+
 // ReadPassphrase reads a passphrase from the first line of file, else from
 // $MQTTGEN_BACKUP_PASSPHRASE; "" when there is neither.
+//
+// Like ssh with a private key, it refuses a file of the user's own that
+// others may read or write (mode & 077): a passphrase others can read no
+// longer protects the archives it opens. Only regular files are checked
+// (not /dev/stdin or a pipe), and only the user's own (root reading
+// another user's file is that user's choice, as in ssh).
 func ReadPassphrase(file string) (string, error) {
 	if file == "" {
 		return os.Getenv(PassphraseEnv), nil
 	}
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
+	if err != nil {
+		return "", fmt.Errorf("passphrase file: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) == os.Geteuid() {
+			return "", fmt.Errorf("passphrase file %s is open to others (mode %04o): it must be readable by its owner only, as ssh requires of private keys; run chmod 600 %s", file, st.Mode().Perm(), file)
+		}
+	}
+	// The first line is all that counts: a passphrase file is not a place
+	// for megabytes.
+	data, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile))
 	if err != nil {
 		return "", fmt.Errorf("passphrase file: %w", err)
 	}

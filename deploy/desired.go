@@ -329,6 +329,15 @@ func serviceOf(p *types.Project, s types.ServiceConfig) (Service, error) {
 	return svc, nil
 }
 
+// label is the spec as the io.mqttgen.spec label carries it: secret
+// environment values (the exporter's password) as their digest, as plan
+// shows them. Labels travel to cAdvisor, Prometheus service discovery and
+// Portainer; the spec-hash label still tells a changed secret.
+func (s Spec) label() Spec {
+	s.Env = redactEnv(s.Env)
+	return s
+}
+
 func (s Spec) hash() string {
 	data, err := json.Marshal(s)
 	if err != nil {

@@ -202,15 +202,26 @@ func lcsDiff(a, b []string) []edit {
 }
 
 // redactEnv hides the values of variables that hold secrets.
+// A value redacted already (a container's io.mqttgen.spec label) stays as
+// it is, so that it compares equal with the same value redacted now.
 func redactEnv(env []string) []string {
+	if env == nil {
+		return nil
+	}
 	out := make([]string, len(env))
 	for i, e := range env {
 		k, v, _ := strings.Cut(e, "=")
 		u := strings.ToUpper(k)
-		if strings.Contains(u, "PASS") || strings.Contains(u, "SECRET") || strings.Contains(u, "TOKEN") || strings.Contains(u, "KEY") {
+		if (strings.Contains(u, "PASS") || strings.Contains(u, "SECRET") || strings.Contains(u, "TOKEN") || strings.Contains(u, "KEY")) && !isRedacted(v) {
 			e = fmt.Sprintf("%s=(redacted, %s)", k, digest([]byte(v)))
 		}
 		out[i] = e
 	}
 	return out
+}
+
+// isRedacted says v is what redactEnv made of a value.
+func isRedacted(v string) bool {
+	d, ok := strings.CutPrefix(v, "(redacted, sha256 ")
+	return ok && len(d) == 9 && d[8] == ')' && strings.Trim(d[:8], "0123456789abcdef") == ""
 }

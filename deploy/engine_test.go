@@ -415,7 +415,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	// A saved plan applies to this state only.
 	planFile := filepath.Join(t.TempDir(), "home.plan")
-	if err := deploy.Save(planFile, p, d, "", "", time.Now()); err != nil {
+	if err := deploy.Save(planFile, p, d, filepath.Join(h.dir, "home.cue"), filepath.Join(h.dir, ".mqttgen"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := os.Stat(planFile); st.Mode().Perm() != 0o600 {
@@ -427,6 +427,9 @@ func TestLifecycle(t *testing.T) {
 	}
 	if err := saved.CheckFresh(o); err != nil {
 		t.Fatalf("fresh plan refused: %v", err)
+	}
+	if err := saved.Check(h.desired()); err != nil {
+		t.Fatalf("the home rendered again: %v", err)
 	}
 	if _, err := apply(t, cli, d); err != nil {
 		t.Fatalf("apply the new device: %v", err)

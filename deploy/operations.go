@@ -106,23 +106,22 @@ func (x *executor) removeContainer(ctx context.Context, op Op, id string) error 
 	return nil
 }
 
-// createContainer creates (does not start) the service's container and
-// copies its files in.
-func (x *executor) createContainer(ctx context.Context, op Op, s *Service, name string) (string, error) {
-	sp := s.Spec
+// containerLabels are the labels of the service's container: its own,
+// compose's and mqttgen's, no secret among them (see Spec.label).
+func containerLabels(d *Desired, s *Service, name string) map[string]string {
 	labels := map[string]string{}
-	for k, v := range sp.Labels {
+	for k, v := range s.Spec.Labels {
 		labels[k] = v
 	}
-	specJSON, _ := json.Marshal(sp)
+	specJSON, _ := json.Marshal(s.Spec.label())
 	for k, v := range map[string]string{
-		engine.LabelProject:    x.d.Project,
+		engine.LabelProject:    d.Project,
 		engine.LabelService:    s.Name,
 		engine.LabelNumber:     strconv.Itoa(engine.ContainerNumber(name)),
 		engine.LabelOneoff:     "False",
 		engine.LabelVersion:    engine.ComposeVersion,
 		engine.LabelConfigHash: s.Hash,
-		engine.LabelWorkingDir: x.d.WorkingDir,
+		engine.LabelWorkingDir: d.WorkingDir,
 		engine.LabelFiles:      "",
 		engine.LabelSpecHash:   s.Hash,
 		engine.LabelSpec:       string(specJSON),
@@ -132,6 +131,14 @@ func (x *executor) createContainer(ctx context.Context, op Op, s *Service, name 
 			labels[k] = v
 		}
 	}
+	return labels
+}
+
+// createContainer creates (does not start) the service's container and
+// copies its files in.
+func (x *executor) createContainer(ctx context.Context, op Op, s *Service, name string) (string, error) {
+	sp := s.Spec
+	labels := containerLabels(x.d, s, name)
 	cfg := &container.Config{
 		Image:        sp.Image,
 		Cmd:          sp.Cmd,

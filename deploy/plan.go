@@ -1,11 +1,14 @@
 package deploy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -133,26 +136,52 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	return enc.Encode(jp)
 }
 
-// SavedPlan is a plan file: the plan, the desired state it was made for
-// (files included) and the fingerprint of the state it was made from.
+// SavedPlan is a plan file. It holds no secret, so that it may be read,
+// mailed or reviewed like the plan it prints: the plan (with secrets
+// redacted, as --json prints it), references to the home and its state
+// directory, and a fingerprint of the desired state, which covers the
+// rendered files, keys, hashes and passwords. apply renders the home again,
+// reading its secrets anew, and performs the plan only when the fingerprint
+// and the engine's state are those the plan was made from.
 type SavedPlan struct {
 	Magic   string    `json:"mqttgen_plan"`
 	Created time.Time `json:"created"`
 	Plan    *Plan     `json:"plan"`
-	Desired *Desired  `json:"desired"`
-	// Home and StateDir are the folders of the home and of its state,
-	// absolute: applying the plan takes the home's lock (workspace.LockDir)
-	// when the folder is there.
-	Home     string `json:"home,omitempty"`
-	StateDir string `json:"state_dir,omitempty"`
+	// Home is the path the plan was made from (a folder or a .cue file)
+	// and StateDir its state directory, both absolute.
+	Home     string `json:"home"`
+	StateDir string `json:"state_dir"`
+	// DesiredSHA256 is Desired.Digest of the state the plan was made for.
+	DesiredSHA256 string `json:"desired_sha256"`
 }
 
-const savedPlanMagic = "1"
+// savedPlanMagic "1" held the whole desired state, secrets included.
+const savedPlanMagic = "2"
 
-// Save writes a plan file, mode 0600: it holds the rendered files, keys and
-// password hashes included, and the probe's password.
+// maxPlanFile bounds what Load reads: a plan of a home is kilobytes.
+const maxPlanFile = 16 << 20
+
+// Digest fingerprints the desired state, secrets included (SHA-256 of its
+// JSON, without the time it was rendered): a plan applies only to a home
+// that renders to the same.
+func (d *Desired) Digest() string {
+	c := *d
+	c.Now = time.Time{}
+	data, err := json.Marshal(&c)
+	if err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Save writes a plan file (mode 0600, as what the home's folder holds)
+// for the home at home (absolute) with state directory stateDir.
 func Save(path string, p *Plan, d *Desired, home, stateDir string, now time.Time) error {
-	data, err := json.MarshalIndent(SavedPlan{Magic: savedPlanMagic, Created: now.UTC(), Plan: p, Desired: d, Home: home, StateDir: stateDir}, "", "  ")
+	if !filepath.IsAbs(home) || !filepath.IsAbs(stateDir) {
+		return fmt.Errorf("a saved plan names its home and state directory by absolute paths, not %q and %q", home, stateDir)
+	}
+	data, err := json.MarshalIndent(SavedPlan{Magic: savedPlanMagic, Created: now.UTC(), Plan: p, Home: home, StateDir: stateDir, DesiredSHA256: d.Digest()}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -162,18 +191,40 @@ func Save(path string, p *Plan, d *Desired, home, stateDir string, now time.Time
 // ErrNotPlan says a file is not a saved plan.
 var ErrNotPlan = errors.New("not a saved mqttgen plan")
 
-// Load reads a plan file.
+// Load reads a plan file and checks its form; Check and CheckFresh check
+// it against the home and the engine.
 func Load(path string) (*SavedPlan, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPlanFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxPlanFile {
+		return nil, fmt.Errorf("%s: %w (larger than %d MiB)", path, ErrNotPlan, maxPlanFile>>20)
+	}
+	return parsePlan(path, data)
+}
+
+func parsePlan(path string, data []byte) (*SavedPlan, error) {
 	var sp SavedPlan
 	if err := json.Unmarshal(data, &sp); err != nil || sp.Magic == "" {
 		return nil, fmt.Errorf("%s: %w", path, ErrNotPlan)
 	}
-	if sp.Magic != savedPlanMagic || sp.Plan == nil || sp.Desired == nil {
+	switch {
+	case sp.Magic == "1":
+		return nil, fmt.Errorf("%s: a plan of an older mqttgen, which held the home's keys and password hashes: delete it, and make it again with mqttgen plan -o", path)
+	case sp.Magic != savedPlanMagic:
 		return nil, fmt.Errorf("%s: a plan of another mqttgen version: make it again", path)
+	case sp.Plan == nil || sp.Plan.Fingerprint == "":
+		return nil, fmt.Errorf("%s: %w (it has no plan)", path, ErrNotPlan)
+	case !filepath.IsAbs(sp.Home) || !filepath.IsAbs(sp.StateDir):
+		return nil, fmt.Errorf("%s: %w (its home %q or state directory %q is not an absolute path)", path, ErrNotPlan, sp.Home, sp.StateDir)
+	case len(sp.DesiredSHA256) != 64 || strings.Trim(sp.DesiredSHA256, "0123456789abcdef") != "":
+		return nil, fmt.Errorf("%s: %w (its fingerprint %q is not a SHA-256)", path, ErrNotPlan, sp.DesiredSHA256)
 	}
 	return &sp, nil
 }
@@ -194,11 +245,29 @@ func IsPlanFile(path string) bool {
 	return strings.Contains(string(head[:n]), `"mqttgen_plan"`)
 }
 
-// ErrStale says the engine changed since a saved plan was made.
-type ErrStale struct{ Made, Now string }
+// ErrStale says the engine, or the home, changed since a saved plan was
+// made.
+type ErrStale struct {
+	Made, Now string
+	// Home says the home renders to another state (home.cue, a secret,
+	// a certificate changed); else the engine's state changed.
+	Home bool
+}
 
 func (e *ErrStale) Error() string {
+	if e.Home {
+		return "the saved plan is stale: home.cue, a password, a key or a certificate of the home changed since the plan was made; run mqttgen plan again"
+	}
 	return "the saved plan is stale: the project on the Docker engine changed since the plan was made; run mqttgen plan again"
+}
+
+// Check refuses a saved plan made for another desired state than d (the
+// home rendered again now, its secrets read anew).
+func (sp *SavedPlan) Check(d *Desired) error {
+	if now := d.Digest(); now != sp.DesiredSHA256 {
+		return &ErrStale{Made: sp.DesiredSHA256, Now: now, Home: true}
+	}
+	return nil
 }
 
 // CheckFresh refuses a saved plan made from another state than o.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,6 +133,7 @@ func deployed(d *Desired) *Observed {
 	for _, s := range d.Services {
 		sp := s.Spec
 		o.Images[sp.Image] = "sha256:" + strings.Repeat("1", 64)
+		label := sp.label() // as Observe reads it back
 		if s.Build != nil {
 			o.ImageBinaries[sp.Image] = s.Build.Digest
 		}
@@ -143,7 +145,7 @@ func deployed(d *Desired) *Observed {
 			ImageID:   "sha256:" + strings.Repeat("1", 64),
 			State:     "running",
 			SpecHash:  s.Hash,
-			Spec:      &sp,
+			Spec:      &label,
 			ConfigDir: s.ConfigDir,
 			Files:     s.Files,
 			Managed:   true,
@@ -562,5 +564,51 @@ func TestBundledReload(t *testing.T) {
 		if got := fileForcesRestart("mqttgen", "mosquitto.conf", base, []byte(tc.conf)) != ""; got != tc.mq {
 			t.Errorf("mqttgen, %q: restart %v", tc.conf, got)
 		}
+	}
+}
+
+// TestLabelsHoldNoSecret: the labels apply gives each container (the spec
+// label shows what changed) hold no password, hash or key: the exporter's
+// password was in clear in io.mqttgen.spec. A changed password still
+// replaces the exporter, and plan shows it by digest.
+func TestLabelsHoldNoSecret(t *testing.T) {
+	cfg := home(t, `deploy: project`, "monitoring: prometheus: {enabled: true, user: \"admin\"}\nbridges: cloud: {address: \"cloud.example.com:8883\", username: \"house\", password: env: \"P\", topics: [{pattern: \"a/#\"}]}\ndeploy: project")
+	d := desired(t, cfg, "a")
+	if len(d.Services) < 2 {
+		t.Fatalf("services %v: no exporter", d.Services)
+	}
+	for _, s := range d.Services {
+		name := engine.ContainerName(d.Project, s.Name)
+		for k, v := range containerLabels(d, &s, name) {
+			for _, secret := range []string{"EXPORTER-PASSWORD", "PASSWORD-OF-", "BRIDGE-PASSWORD", "PRIVATE KEY", "HASH-OF-"} {
+				if strings.Contains(v, secret) {
+					t.Errorf("container %s: label %s holds %s: %s", name, k, secret, v)
+				}
+			}
+		}
+	}
+	o := deployed(d)
+	rotated := *d
+	rotated.Services = append([]Service(nil), d.Services...)
+	for i, s := range rotated.Services {
+		if s.Name == generators.ExporterService {
+			s.Spec.Env = slices.Clone(s.Spec.Env)
+			for j, e := range s.Spec.Env {
+				if strings.HasPrefix(e, "MQTT_PASS=") {
+					s.Spec.Env[j] = "MQTT_PASS=ROTATED"
+				}
+			}
+			s.Hash = s.Spec.hash()
+			rotated.Services[i] = s
+		}
+	}
+	if p := Reconcile(d, o); !p.Empty() {
+		t.Fatalf("the same home against its redacted labels: %+v", p.Ops)
+	}
+	p := Reconcile(&rotated, o)
+	var text strings.Builder
+	p.WriteText(&text)
+	if got := summary(p); got != [3]int{1, 0, 1} || !strings.Contains(text.String(), "MQTT_PASS=(redacted, sha256 ") || strings.Contains(text.String(), "ROTATED") {
+		t.Errorf("a rotated exporter password: %v\n%s", got, text.String())
 	}
 }

@@ -47,6 +47,11 @@ type RestorePlan struct {
 	Config   []FileChange `json:"config"`
 	Data     []FileChange `json:"data"`
 	DataKept []string     `json:"data_kept,omitempty"`
+	// DataAsWritten says Data compares with the database a running broker
+	// last wrote: it is not signalled before the question (a cancelled
+	// restore signals nothing), and what it received since is in its
+	// memory only, replaced too.
+	DataAsWritten bool `json:"data_as_written,omitempty"`
 	// Completed are config files the archive left out (secrets) and where
 	// restore takes them from.
 	Completed []backup.Completed `json:"completed,omitempty"`
@@ -159,11 +164,9 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 	rp.data = a.Under(backup.DataPrefix)
 	var current []backup.File
 	if cur != nil {
-		// What the broker holds in memory, on disk: the comparison shows
-		// what the restore really replaces.
-		if _, err := backup.Flush(ctx, cli, d.Project, cur.ID, 0); err != nil {
-			return nil, fmt.Errorf("ask %s to write its database: %w", cur.Name, err)
-		}
+		// The database as the broker last wrote it: nothing is signalled
+		// before the question.
+		rp.DataAsWritten = rp.State == "running"
 		if current, err = readData(ctx, cli, cur.ID, rp.dataDir); err != nil {
 			return nil, fmt.Errorf("read %s of %s: %w", rp.dataDir, cur.Name, err)
 		}
@@ -273,7 +276,7 @@ func describeData(old, new *backup.File) string {
 
 // Empty reports whether restoring changes nothing.
 func (rp *RestorePlan) Empty() bool {
-	return rp.Exists && rp.State == "running" && len(rp.Config) == 0 && len(rp.Data) == 0 && len(rp.StateWritten) == 0
+	return rp.Exists && rp.State == "running" && len(rp.Config) == 0 && len(rp.Data) == 0 && len(rp.StateWritten) == 0 && !rp.DataAsWritten
 }
 
 // WriteText shows the restore as plan shows a plan.
@@ -326,6 +329,9 @@ func (rp *RestorePlan) WriteText(w io.Writer, now time.Time) error {
 				}
 			}
 		}
+	}
+	if rp.DataAsWritten {
+		fmt.Fprintf(&b, "      # data compared with the database the running broker last wrote; what it received since is in its memory only, and is replaced too\n")
 	}
 	if len(rp.Data) == 0 {
 		fmt.Fprintf(&b, "      = data %s unchanged\n", rp.dataDir)
@@ -532,10 +538,16 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 		rerr = writeData(rctx, cur.ID, oldData)
 	}
 	if rerr == nil {
-		rerr = x.copyFiles(rctx, op, cur.ID, configDir, oldConfig, missing(rp.config, oldConfig))
+		rerr = x.copyFiles(rctx, op, cur.ID, configDir, oldConfig, notFolders(missing(rp.config, oldConfig), oldConfig))
 	}
-	if rerr == nil && rp.State == "running" {
-		if _, rerr = cli.ContainerStart(rctx, cur.ID, client.ContainerStartOptions{}); rerr == nil {
+	if rp.State == "running" {
+		// Started again whatever the write-back did: a broker left
+		// stopped serves no one.
+		_, serr := cli.ContainerStart(rctx, cur.ID, client.ContainerStartOptions{})
+		if rerr == nil {
+			rerr = serr
+		}
+		if rerr == nil {
 			rerr = x.waitReady(rctx, op, &s, cur.ID, oldConfig, spec, time.Time{}, false)
 		}
 	}
@@ -546,6 +558,16 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 		x.emit(op, "rolled-back", "The broker serves its previous data and config again")
 	}
 	return safety, re
+}
+
+// notFolders drops from emptied (files the restore wrote that the previous
+// config lacks, emptied on write-back) every path that is a folder of the
+// previous config: writing an empty file there fails as the restore did,
+// and the previous tree is what the write-back restores.
+func notFolders(emptied []string, previous []generators.File) []string {
+	return slices.DeleteFunc(emptied, func(p string) bool {
+		return slices.ContainsFunc(previous, func(f generators.File) bool { return strings.HasPrefix(f.Path, p+"/") })
+	})
 }
 
 // writeState writes the state directory's files the archive holds and the

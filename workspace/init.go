@@ -16,12 +16,21 @@ import (
 //go:embed template/home.cue
 var homeTemplate []byte
 
-// gitignore keeps secrets and rendered files out of git.
-const gitignore = "# mqttgen: passwords, hashes and keys; rendered files\n/" + DefaultStateDir + "/\n/out/\n"
+// PlanExt is the extension the docs give saved plans (mqttgen plan -o):
+// init's .gitignore covers it. A saved plan holds no secret (references and
+// fingerprints only), but names the home's accounts and layout, and is
+// valid for one state of one engine: it has no place in git.
+const PlanExt = ".plan"
+
+// ignored are the .gitignore lines init makes sure of: the state directory
+// (passwords, hashes, keys, default backups), rendered files, saved plans.
+var ignored = []string{"/" + DefaultStateDir + "/", "/out/", "*" + PlanExt}
+
+const ignoreHeader = "# mqttgen: passwords, hashes and keys; rendered files; saved plans"
 
 // Init writes a minimal commented home.cue and a .gitignore into dir. It
 // refuses to overwrite an existing home.cue; an existing .gitignore gets the
-// state directory added when it lacks it.
+// lines of ignored it lacks.
 func Init(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -46,17 +55,24 @@ func Init(dir string) ([]string, error) {
 func WriteGitignore(dir string) (string, error) {
 	ignore := filepath.Join(dir, ".gitignore")
 	old, err := os.ReadFile(ignore)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
-	case slices.Contains(strings.Split(string(old), "\n"), "/"+DefaultStateDir+"/"):
+	}
+	have := strings.Split(string(old), "\n")
+	var add []string
+	for _, l := range ignored {
+		if !slices.Contains(have, l) {
+			add = append(add, l)
+		}
+	}
+	if len(add) == 0 {
 		return "", nil
 	}
-	data := append(old, []byte(gitignore)...)
-	if len(old) > 0 && old[len(old)-1] != '\n' {
-		data = append(append(old, '\n'), []byte(gitignore)...)
+	data := old
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		data = append(data, '\n')
 	}
+	data = append(data, ignoreHeader+"\n"+strings.Join(add, "\n")+"\n"...)
 	if err := atomicfile.Write(ignore, data, 0o644); err != nil {
 		return "", err
 	}

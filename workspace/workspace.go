@@ -428,8 +428,10 @@ func LocalRunAs() string {
 // Write puts files under out atomically, one by one, and removes files an
 // earlier render wrote that are no longer produced. For a local layout it
 // also makes the data and log folders and, when run as root, hands the
-// whole folder to the broker's user: Mosquitto reads passwd, acl and keys
-// after dropping privileges.
+// broker's files it wrote (config/) and those two folders to the broker's
+// user, and nothing else: Mosquitto reads passwd, acl and keys after
+// dropping privileges, but out may hold the state directory or other files
+// (render -o .), which must stay root's.
 func Write(out string, files []generators.File, local bool) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -469,7 +471,7 @@ func Write(out string, files []generators.File, local bool) error {
 		}
 	}
 	if name := LocalRunAs(); name != "" {
-		return chownTree(out, name)
+		return chownBroker(out, files, name)
 	}
 	return nil
 }
@@ -491,19 +493,28 @@ func reachable(dir, name string) error {
 	}
 }
 
-func chownTree(dir, name string) error {
+// chownBroker gives user name the files under config/ and the data and log
+// folders themselves (not their contents, not the folders above): what the
+// broker reads after dropping to it, and where it writes.
+func chownBroker(out string, files []generators.File, name string) error {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return fmt.Errorf("the broker runs as %s when started as root: %w (install mosquitto, or render as another user)", name, err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
+	paths := []string{"data", "log"}
+	for _, f := range files {
+		if strings.HasPrefix(f.Path, "config/") {
+			paths = append(paths, f.Path)
+		}
+	}
+	for _, p := range paths {
+		if err := os.Lchown(filepath.Join(out, filepath.FromSlash(p)), uid, gid); err != nil {
 			return err
 		}
-		return os.Lchown(p, uid, gid)
-	})
+	}
+	return nil
 }
 
 // unchanged reports whether the file at p already holds f, mode included.

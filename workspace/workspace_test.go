@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -220,5 +221,86 @@ func TestWriteRemovesStale(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(out, "config", "a")); err != nil || st.Mode().Perm() != 0o644 {
 		t.Errorf("config/a: %v %v", st, err)
+	}
+}
+
+// TestLocalChownsOnlyBrokerFiles: render --local as root into the home's
+// own folder (-o .) hands the broker's user its config files and the data
+// and log folders, never the state directory (CA key, passwords) nor a file
+// mqttgen did not write. (It chowned the whole output folder before.)
+func TestLocalChownsOnlyBrokerFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown happens only when render runs as root")
+	}
+	if LocalRunAs() == "" {
+		t.Fatalf("no user %s: install Debian's mosquitto", LocalBrokerUser)
+	}
+	// The broker's user must reach the folder: open up t.TempDir's two
+	// private levels.
+	parent := t.TempDir()
+	for _, p := range []string{filepath.Dir(parent), parent} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(parent, "home")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := baseHome + "listeners: mqtts: {port: 8883, tls: true}\ntls: server_names: [\"mqtt.lan\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"notes.txt", "config/user-notes"} {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("mine"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := Open(dir, filepath.Join(dir, DefaultStateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := h.Render(RenderOptions{Local: true, Out: dir, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, files, true); err != nil {
+		t.Fatal(err)
+	}
+	broker := map[string]bool{"data": true, "log": true}
+	for _, f := range files {
+		if strings.HasPrefix(f.Path, "config/") {
+			broker[f.Path] = true
+		}
+	}
+	if !broker["config/certs/server.key"] || !broker["config/passwd"] {
+		t.Fatalf("rendered %v: no key or passwd to hand over", broker)
+	}
+	owned := 0
+	err = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		uid := info.Sys().(*syscall.Stat_t).Uid
+		switch {
+		case broker[rel] && uid == 0:
+			t.Errorf("%s: still root's, the broker cannot read it", rel)
+		case !broker[rel] && uid != 0:
+			t.Errorf("%s: handed to uid %d, but mqttgen did not write it for the broker", rel, uid)
+		case broker[rel]:
+			owned++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owned != len(broker) {
+		t.Errorf("%d of %d broker files owned by %s", owned, len(broker), LocalBrokerUser)
 	}
 }

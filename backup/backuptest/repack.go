@@ -14,6 +14,13 @@ import (
 // tar.gz: only the archive's manifest can tell what changed.
 func Repack(t testing.TB, data []byte, edit func(name string, body []byte) ([]byte, bool)) []byte {
 	t.Helper()
+	return rewrite(t, data, edit, nil)
+}
+
+// rewrite is Repack, then more writes entries at the end and says whether
+// the tar is to be closed (an entry cut short is not).
+func rewrite(t testing.TB, data []byte, edit func(name string, body []byte) ([]byte, bool), more func(*tar.Writer) bool) []byte {
+	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +53,10 @@ func Repack(t testing.TB, data []byte, edit func(name string, body []byte) ([]by
 			t.Fatal(err)
 		}
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
+	if more == nil || more(tw) {
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/workspace"
 )
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -22,8 +23,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Short: "Make the broker on the Docker engine match home.cue",
 		Long: `apply shows the plan (see "mqttgen plan") and asks; only "yes" proceeds, and
 --auto-approve skips the question. Given a plan file saved by "mqttgen plan -o",
-it performs that plan without asking, and refuses it as stale when the project on
-the engine changed since.
+it renders the plan's home again (reading its secrets anew: the file holds
+none), performs that plan without asking, and refuses it as stale when the home
+renders to anything else or the project on the engine changed since.
 
 Files are copied into the broker's container through the Docker API, owned by the
 broker's user (1883) with their modes (0600 for passwd, acl and keys), so no step
@@ -53,14 +55,27 @@ container, says so, and exits 1.`,
 				if err != nil {
 					return err
 				}
-				// The home the plan was made from, if it is here (a plan
-				// made elsewhere has no home on this machine to protect).
-				if _, err := os.Stat(sp.Home); sp.Home != "" && err == nil {
-					if err := g.lock(sp.Home, sp.StateDir); err != nil {
-						return err
-					}
+				// A plan holds no secret: the home it was made from is
+				// rendered again, its secrets read anew, and must give
+				// what the plan was made for.
+				if _, err := os.Stat(sp.Home); err != nil {
+					return fmt.Errorf("the saved plan was made from the home %s, which is not here (%v): apply reads the home's secrets again, a plan holds none; run mqttgen plan where the home is", sp.Home, err)
 				}
-				saved, d = sp, sp.Desired
+				h, err := workspace.Open(sp.Home, sp.StateDir)
+				if err != nil {
+					return err
+				}
+				if err := g.lock(h.Dir, h.Secrets.Dir); err != nil {
+					return err
+				}
+				printWarnings(cmd.ErrOrStderr(), h.Warnings)
+				if d, err = desiredOf(h); err != nil {
+					return err
+				}
+				if err := sp.Check(d); err != nil {
+					return err
+				}
+				saved = sp
 			} else {
 				if asJSON && !autoApprove {
 					return errors.New("--json needs --auto-approve (or a saved plan): there is no one to answer the question")

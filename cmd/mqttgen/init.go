@@ -14,7 +14,8 @@ func newInitCmd() *cobra.Command {
 		Short: "Start a home: a commented home.cue and a .gitignore",
 		Long: `init writes a minimal, commented home.cue into DIR (default the working
 directory) and a .gitignore that keeps the state directory (.mqttgen: passwords,
-keys) and rendered files out of git. It never overwrites a home.cue.`,
+keys), rendered files (out/) and saved plans (*.plan) out of git; an existing
+.gitignore gets the lines it lacks. It never overwrites a home.cue.`,
 		Example: `  mqttgen init myhome && mqttgen vet myhome`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -33,7 +33,7 @@ func TestLockedHome(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out")
 	plan := filepath.Join(dir, "home.plan")
-	if err := deploy.Save(plan, &deploy.Plan{}, &deploy.Desired{Project: "locked-home-test"}, dir, state, time.Now()); err != nil {
+	if err := deploy.Save(plan, &deploy.Plan{Fingerprint: "observed"}, &deploy.Desired{Project: "locked-home-test"}, dir, state, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{

@@ -321,6 +321,7 @@ func testBackupRestore(t *testing.T, cli *client.Client, tag string) {
 
 	// Corrupt archives are refused before anything is touched.
 	testCorrupt(t, cli, h, archive, backups)
+	testCancelledRestore(t, cli, h, archive, adminPW)
 
 	// The data volume is destroyed with everything else.
 	h.run(0, "Destroy complete!", "destroy", "--volumes", "--auto-approve")
@@ -354,7 +355,9 @@ func testBackupRestore(t *testing.T, cli *client.Client, tag string) {
 	// first; a new retained message is then gone, the archive's are back.
 	opsPublish(t, reader, "home/retained/new", "after the backup", true)
 	out = h.run(0, "Restore complete!", "restore", archive, "--auto-approve")
-	if !strings.Contains(out, "What it replaced is in") || !strings.Contains(out, "~ data \"/mosquitto/data/mosquitto.db\"") {
+	// The broker is not asked to write its database before the question:
+	// the data is compared with what it last wrote, and said so.
+	if !strings.Contains(out, "What it replaced is in") || !strings.Contains(out, "data compared with the database the running broker last wrote") {
 		t.Errorf("restore over a running broker:\n%s", out)
 	}
 	ret2 := newCollector()
@@ -444,6 +447,15 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 	os.WriteFile(flipped, bad, 0o600)
 	altered := filepath.Join(dir, "altered.tar.gz")
 	os.WriteFile(altered, repackArchive(t, data, "data/mosquitto.db"), 0o600)
+	// Entries a backup never writes, in a manifest rewritten to match: a
+	// password for a device home.cue does not have yet, a 2 GiB entry (cut
+	// short: it is refused from the manifest), a file beside its folder.
+	planted := filepath.Join(dir, "planted.tar.gz")
+	os.WriteFile(planted, backuptest.AddEntry(t, data, "state/passwords/future-device", []byte("chosen by whoever rewrote the archive"), 37), 0o600)
+	huge := filepath.Join(dir, "huge.tar.gz")
+	os.WriteFile(huge, backuptest.AddEntry(t, data, "data/huge", make([]byte, 1<<20), 2<<30), 0o600)
+	beside := filepath.Join(dir, "beside.tar.gz")
+	os.WriteFile(beside, backuptest.AddEntry(t, data, "config/passwd/x", []byte("x"), 1), 0o600)
 
 	id, started := brokerID(t, cli, h.project)
 	before, _, err := engine.ReadDir(context.Background(), cli, id, "/mosquitto/data")
@@ -455,6 +467,9 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 		{truncated, "truncated"},
 		{flipped, "not a sound backup"},
 		{altered, "data/mosquitto.db has SHA-256"},
+		{planted, "entry state/passwords/future-device is not a file a backup writes in clear"},
+		{huge, "entry data/huge has 2.0 GiB, more than the 256.0 MiB an archive entry may hold"},
+		{beside, "entry config/passwd is a file and the folder of config/passwd/x"},
 	} {
 		out := h.run(1, "refusing to restore, nothing was changed", "restore", c.file, "--auto-approve")
 		if !strings.Contains(out, c.want) {
@@ -483,6 +498,9 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 	}
 	if m := len(h.archives(backups)); m != n {
 		t.Errorf("a refused restore wrote %d archives", m-n)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, ".mqttgen", "passwords", "future-device")); !os.IsNotExist(err) {
+		t.Errorf("the planted password reached the state directory: %v", err)
 	}
 }
 
@@ -813,4 +831,37 @@ func gunzipAll(data []byte) []byte {
 		return nil
 	}
 	return out
+}
+
+// testCancelledRestore: a restore answered "no" signals nothing. It asked
+// the broker to write its database (SIGUSR1) before the question, so a
+// message received since the last write was in the database afterwards.
+func testCancelledRestore(t *testing.T, cli *client.Client, h *opsHome, archive, adminPW string) {
+	admin := opsConnect(t, h.port, "admin", adminPW, clientOpts{clean: true})
+	opsPublish(t, admin, "home/after-the-backup", "only in memory", true)
+	admin.Disconnect(0)
+	id, started := brokerID(t, cli, h.project)
+	before, _, err := engine.ReadDir(context.Background(), cli, id, "/mosquitto/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := h.run(1, "Restore cancelled.", "restore", archive)
+	if !strings.Contains(out, "data compared with the database the running broker last wrote") {
+		t.Errorf("restore does not say what it compared the data with:\n%s", out)
+	}
+	after, _, err := engine.ReadDir(context.Background(), cli, id, "/mosquitto/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) || len(before) == 0 {
+		t.Fatalf("data files %d -> %d", len(before), len(after))
+	}
+	for i := range before {
+		if !bytes.Equal(before[i].Data, after[i].Data) || !before[i].ModTime.Equal(after[i].ModTime) {
+			t.Errorf("%s was written by a cancelled restore (%s -> %s)", before[i].Path, before[i].ModTime, after[i].ModTime)
+		}
+	}
+	if id2, started2 := brokerID(t, cli, h.project); id2 != id || started2 != started {
+		t.Error("a cancelled restore restarted the broker")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,8 +34,12 @@ Changed files are shown as unified diffs with password hashes, bridge passwords
 and private keys redacted. The engine is the one DOCKER_HOST names (default the
 local socket), with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH as docker reads them.
 
-With -o FILE the plan is saved (mode 0600: it holds keys and hashes); "mqttgen
-apply FILE" then performs exactly it, and refuses it once the engine changed.`,
+With -o FILE the plan is saved (mode 0600); "mqttgen apply FILE" then performs
+exactly it, and refuses it once the engine or the home changed. The file holds
+no secret: the plan as shown, the home's and state directory's paths, and a
+fingerprint of what the home renders to; apply renders the home again, reading
+its secrets anew. Keep plans as *.plan in the home's folder: init's .gitignore
+keeps them out of git.`,
 		Example: `  mqttgen plan
   mqttgen plan --detailed-exitcode; echo $?   # 0 no changes, 1 error, 2 changes
   mqttgen plan -o home.plan && mqttgen apply home.plan`,
@@ -65,7 +70,11 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 				return err
 			}
 			if out != "" {
-				if err := deploy.Save(out, p, d, h.Dir, h.Secrets.Dir, time.Now()); err != nil {
+				home, err := filepath.Abs(pathArg(args))
+				if err != nil {
+					return err
+				}
+				if err := deploy.Save(out, p, d, home, h.Secrets.Dir, time.Now()); err != nil {
 					return err
 				}
 				if !asJSON {

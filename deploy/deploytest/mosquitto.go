@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -66,6 +67,16 @@ func MosquittoImage(ctx context.Context, cli *client.Client, tag string) error {
 		for _, lib := range libs {
 			if err := add(lib, lib, 0o755); err != nil {
 				return err
+			}
+			// glibc loads libgcc_s when a thread exits (Mosquitto's
+			// bridge thread): ldd does not name it, and without it
+			// Mosquitto dies with "libgcc_s.so.1 must be installed for
+			// pthread_exit to work".
+			if filepath.Base(lib) == "libc.so.6" {
+				gcc := filepath.Join(filepath.Dir(lib), "libgcc_s.so.1")
+				if err := add(gcc, gcc, 0o755); err != nil {
+					return err
+				}
 			}
 		}
 	}
