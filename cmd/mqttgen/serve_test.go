@@ -87,3 +87,37 @@ func TestServe(t *testing.T) {
 		t.Error("a wrong password was accepted")
 	}
 }
+
+// TestServeSaysServingOnceBound: serve prints "serving" only after the
+// broker bound its listeners; with the port taken it ends with the cause and
+// never says it.
+func TestServeSaysServingOnceBound(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	home := fmt.Sprintf("package home\nlisteners: mqtt: {port: %d, bind: \"127.0.0.1\"}\nusers: admin: acl: [\"readwrite #\"]\n", port)
+	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := make(chan int, 1)
+	go func() { code <- run([]string{"serve", dir}, &stdout, &stderr) }()
+	select {
+	case c := <-code:
+		if c == 0 {
+			t.Errorf("serve on a taken port exited 0")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve on a taken port did not end")
+	}
+	if bytes.Contains(stderr.Bytes(), []byte("serving")) {
+		t.Errorf("serve said serving on a port it could not bind:\n%s", stderr.String())
+	}
+	if !bytes.Contains(stderr.Bytes(), []byte("address already in use")) {
+		t.Errorf("the cause is not named:\n%s", stderr.String())
+	}
+}
