@@ -15,6 +15,7 @@ type Bundle struct {
 	Port           int    `json:"port,omitempty" yaml:"port,omitempty"`
 	TLSPort        int    `json:"tls_port,omitempty" yaml:"tls_port,omitempty"`
 	WebsocketsPort int    `json:"websockets_port,omitempty" yaml:"websockets_port,omitempty"`
+	WSSPort        int    `json:"websockets_tls_port,omitempty" yaml:"websockets_tls_port,omitempty"`
 	Username       string `json:"username" yaml:"username"`
 	Password       string `json:"password" yaml:"password"`
 	// CACertificate (PEM) verifies the broker's TLS certificate.
@@ -30,7 +31,7 @@ var BundleFormats = []string{"text", "json", "yaml", "env", "esphome"}
 func NewBundle(cfg *schema.Config, user, password string, caPEM []byte) Bundle {
 	ep := ClientEndpoints(cfg)
 	b := Bundle{Host: ep.Host, Port: ep.Port, TLSPort: ep.TLSPort, WebsocketsPort: ep.WebsocketsPort,
-		Username: user, Password: password}
+		WSSPort: ep.WSSPort, Username: user, Password: password}
 	if ep.TLSPort != 0 || ep.WSSPort != 0 {
 		b.CACertificate = string(caPEM)
 	}
@@ -55,6 +56,9 @@ func FormatBundle(b Bundle, format string) ([]byte, error) {
 		}
 		if b.WebsocketsPort != 0 {
 			fmt.Fprintf(&out, "WebSockets port: %d\n", b.WebsocketsPort)
+		}
+		if b.WSSPort != 0 {
+			fmt.Fprintf(&out, "WebSockets TLS port: %d\n", b.WSSPort)
 		}
 		fmt.Fprintf(&out, "Username: %s\nPassword: %s\n", b.Username, b.Password)
 		if b.CACertificate != "" {
@@ -82,17 +86,31 @@ func FormatBundle(b Bundle, format string) ([]byte, error) {
 		if b.TLSPort != 0 {
 			fmt.Fprintf(&out, "MQTT_TLS_PORT=%d\n", b.TLSPort)
 		}
+		if b.WebsocketsPort != 0 {
+			fmt.Fprintf(&out, "MQTT_WEBSOCKETS_PORT=%d\n", b.WebsocketsPort)
+		}
+		if b.WSSPort != 0 {
+			fmt.Fprintf(&out, "MQTT_WEBSOCKETS_TLS_PORT=%d\n", b.WSSPort)
+		}
 		fmt.Fprintf(&out, "MQTT_USERNAME=%s\nMQTT_PASSWORD=%s\n", shellQuote(b.Username), shellQuote(b.Password))
 		if b.CACertificate != "" {
 			fmt.Fprintf(&out, "MQTT_CA_CERT=%s\n", shellQuote(b.CACertificate))
 		}
 	case "esphome":
-		// A fragment of ESPHome's secrets.yaml.
-		encodeYAML(&out, map[string]string{
+		// A fragment of ESPHome's secrets.yaml. ESPHome's mqtt: speaks
+		// MQTT over TCP (TLS on ESP32 with ESP-IDF), not WebSockets.
+		m := map[string]any{
 			"mqtt_broker":                 b.Host,
 			"mqtt_username_" + b.Username: b.Username,
 			"mqtt_password_" + b.Username: b.Password,
-		})
+		}
+		if b.Port != 0 {
+			m["mqtt_port"] = b.Port
+		}
+		if b.TLSPort != 0 {
+			m["mqtt_tls_port"] = b.TLSPort
+		}
+		encodeYAML(&out, m)
 	default:
 		return nil, fmt.Errorf("unknown format %q: use one of %s", format, strings.Join(BundleFormats, ", "))
 	}
