@@ -40,8 +40,14 @@ type Bundle struct {
 }
 
 // Ensure returns the certificates in dir, making what is missing or due.
-// names are the DNS names and IP addresses the server certificate must carry.
+// names are the DNS names and IP addresses the server certificate must carry;
+// the first is its common name (the broker's hostname), which clients and
+// tools show as the certificate's name.
 func Ensure(dir string, names []string, now time.Time) (*Bundle, error) {
+	if len(names) == 0 {
+		return nil, errors.New("a server certificate needs a name")
+	}
+	cn := names[0]
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -53,12 +59,12 @@ func Ensure(dir string, names []string, now time.Time) (*Bundle, error) {
 	certPEM, keyPEM, ok := loadPair(dir, "server")
 	if ok {
 		cert, _ := parseCert(certPEM)
-		if !current(cert, now) || !slices.Equal(certNames(cert), names) || cert.CheckSignatureFrom(caCert) != nil {
+		if !current(cert, now) || !slices.Equal(certNames(cert), names) || cert.Subject.CommonName != cn || cert.CheckSignatureFrom(caCert) != nil {
 			ok = false
 		}
 	}
 	if !ok {
-		certPEM, keyPEM, err = issueServer(caCert, caKey, names, now)
+		certPEM, keyPEM, err = issueServer(caCert, caKey, cn, names, now)
 		if err != nil {
 			return nil, err
 		}
@@ -106,14 +112,14 @@ func ensureCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, erro
 	return cert, key, err
 }
 
-func issueServer(ca *x509.Certificate, caKey crypto.Signer, names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
+func issueServer(ca *x509.Certificate, caKey crypto.Signer, cn string, names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, keyBits)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: names[0]},
+		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(serverValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,

@@ -210,12 +210,14 @@ func (h *Home) CertDir() string { return filepath.Join(h.Secrets.Dir, "certs") }
 // ServerNames are the names the server certificate carries: the broker's
 // hostname and tls.server_names.
 func (h *Home) ServerNames() []string {
-	names := []string{h.Config.Broker.Hostname}
+	names := []string{}
 	if h.Config.TLS != nil {
 		names = append(names, h.Config.TLS.ServerNames...)
 	}
 	slices.Sort(names)
-	return slices.Compact(names)
+	// broker.hostname first: it is the certificate's common name.
+	host := h.Config.Broker.Hostname
+	return append([]string{host}, slices.DeleteFunc(slices.Compact(names), func(n string) bool { return n == host })...)
 }
 
 // userCerts reads the certificate files a user gave in tls:, if any.
