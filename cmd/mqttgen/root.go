@@ -32,7 +32,9 @@ It checks the file, renders the broker's files, and keeps the passwords out of g
   mqttgen render myhome -o out # write mosquitto.conf, passwd, acl, certs`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("mqttgen {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.state, "state", "", "state directory (passwords, certificates); default $"+workspace.StateEnv+" or .mqttgen beside home.cue")
 	root.AddCommand(newInitCmd(), newVetCmd(g), newRenderCmd(g), newSecretsCmd(g), newServeCmd(g), newDiscoveryCmd(g), newBrokerCmd(), newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g), newBackupCmd(g), newRestoreCmd(g), newStatusCmd(g))
 	releaseAfterRun(root, g)
