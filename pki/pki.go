@@ -44,14 +44,26 @@ type Bundle struct {
 // the first is its common name (the broker's hostname), which clients and
 // tools show as the certificate's name.
 func Ensure(dir string, names []string, now time.Time) (*Bundle, error) {
+	return ensure(dir, names, now, true)
+}
+
+// Peek is Ensure that writes nothing: what is missing or due is made in
+// memory only (plan shows it; apply makes the one that is kept).
+func Peek(dir string, names []string, now time.Time) (*Bundle, error) {
+	return ensure(dir, names, now, false)
+}
+
+func ensure(dir string, names []string, now time.Time, write bool) (*Bundle, error) {
 	if len(names) == 0 {
 		return nil, errors.New("a server certificate needs a name")
 	}
 	cn := names[0]
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	if write {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
 	}
-	caCert, caKey, err := ensureCA(dir, now)
+	caCert, caKey, err := ensureCA(dir, now, write)
 	if err != nil {
 		return nil, err
 	}
@@ -68,14 +80,16 @@ func Ensure(dir string, names []string, now time.Time) (*Bundle, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writePair(dir, "server", certPEM, keyPEM); err != nil {
-			return nil, err
+		if write {
+			if err := writePair(dir, "server", certPEM, keyPEM); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &Bundle{CACert: pemOf("CERTIFICATE", caCert.Raw), ServerCert: certPEM, ServerKey: keyPEM}, nil
 }
 
-func ensureCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+func ensureCA(dir string, now time.Time, write bool) (*x509.Certificate, crypto.Signer, error) {
 	if certPEM, keyPEM, ok := loadPair(dir, "ca"); ok {
 		cert, _ := parseCert(certPEM)
 		key, _ := parseKey(keyPEM)
@@ -105,8 +119,10 @@ func ensureCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writePair(dir, "ca", pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER)); err != nil {
-		return nil, nil, err
+	if write {
+		if err := writePair(dir, "ca", pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER)); err != nil {
+			return nil, nil, err
+		}
 	}
 	cert, err := x509.ParseCertificate(der)
 	return cert, key, err

@@ -170,7 +170,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 	case userTLS != nil:
 		in.Certs = userTLS
 	default:
-		b, err := pki.Ensure(h.CertDir(), h.ServerNames(), opts.Now)
+		b, err := h.certs(opts.Now)
 		if err != nil {
 			return nil, fmt.Errorf("certificates: %w", err)
 		}
@@ -195,13 +195,45 @@ func (h *Home) Bundle(a schema.Account, now time.Time) (generators.Bundle, error
 	}
 	var ca []byte
 	if h.Config.HasTLS() && (h.Config.TLS == nil || h.Config.TLS.CertFile == "") {
-		b, err := pki.Ensure(h.CertDir(), h.ServerNames(), now)
+		b, err := h.certs(now)
 		if err != nil {
 			return generators.Bundle{}, err
 		}
 		ca = b.CACert
 	}
 	return generators.NewBundle(h.Config, a.Name, pw, ca), nil
+}
+
+// ReadOnly makes the home write nothing into its state directory: Render
+// and Bundle make what is missing (passwords, hashes, certificates) in
+// memory only. plan and status are read-only this way; apply, render and
+// serve keep what they make.
+func (h *Home) ReadOnly() { h.Secrets.ReadOnly = true }
+
+// HasSecretsOf reports whether everything a's login needs is already in the
+// state directory (or elsewhere, for password: file/env): its password and,
+// when mqttgen makes the TLS certificates, the CA.
+func (h *Home) HasSecretsOf(a schema.Account) bool {
+	if a.Password == nil {
+		if pw, err := h.Secrets.Generated(a.Name); err != nil || pw == "" {
+			return false
+		}
+	}
+	if h.Config.HasTLS() && (h.Config.TLS == nil || h.Config.TLS.CertFile == "") {
+		for _, f := range []string{"ca.crt", "ca.key"} {
+			if _, err := os.Stat(filepath.Join(h.CertDir(), f)); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (h *Home) certs(now time.Time) (*pki.Bundle, error) {
+	if h.Secrets.ReadOnly {
+		return pki.Peek(h.CertDir(), h.ServerNames(), now)
+	}
+	return pki.Ensure(h.CertDir(), h.ServerNames(), now)
 }
 
 // CertDir is where mqttgen keeps its CA and server certificate.

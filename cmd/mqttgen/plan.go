@@ -41,7 +41,13 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			// plan writes nothing (what is missing is made in memory), so it
+			// takes no lock; a saved plan keeps what it shows, and locks.
+			open := g.openRead
+			if out != "" {
+				open = g.open
+			}
+			h, err := open(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

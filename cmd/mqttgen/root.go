@@ -80,6 +80,30 @@ func (g *globals) open(path string, stderr io.Writer) (*workspace.Home, error) {
 	return h, nil
 }
 
+// openRead loads the home for a command that only reads it (plan, status,
+// secrets show): no lock, so it answers while another command, say an apply
+// waiting at its prompt, holds it; and nothing is written into the state
+// directory (workspace.Home.ReadOnly).
+func (g *globals) openRead(path string, stderr io.Writer) (*workspace.Home, error) {
+	h, err := workspace.Open(path, g.state)
+	if err != nil {
+		return nil, err
+	}
+	h.ReadOnly()
+	printWarnings(stderr, h.Warnings)
+	return h, nil
+}
+
+// lockHome turns a home opened with openRead into one this command may
+// write: it takes the lock.
+func (g *globals) lockHome(h *workspace.Home) error {
+	if err := g.lock(h.Dir, h.Secrets.Dir); err != nil {
+		return err
+	}
+	h.Secrets.ReadOnly = false
+	return nil
+}
+
 // lock takes the lock of the home in folder dir, once per command.
 func (g *globals) lock(dir, stateDir string) error {
 	if g.release != nil {

@@ -27,7 +27,7 @@ $SYS update (every 10 s).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			h, err := g.openRead(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
