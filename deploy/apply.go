@@ -710,7 +710,7 @@ func (x *executor) backupBefore(ctx context.Context, op Op, cur *Container, reas
 	b := x.d.Backup
 	x.emit(op, "backing-up", "Taking a backup into %s first...", b.Dir)
 	res, err := backup.Create(ctx, x.cli, backup.Options{
-		Project: x.d.Project, Dir: b.Dir, Keep: b.Keep, StateDir: b.StateDir, ContainerID: cur.ID, Reason: reason,
+		Project: x.d.Project, Dir: b.Dir, Keep: backup.AutomaticKeep, Automatic: true, StateDir: b.StateDir, ContainerID: cur.ID, Reason: reason,
 		Progress: func(msg string) { x.emit(op, "backing-up", "%s", msg) },
 	})
 	if err != nil {
@@ -718,7 +718,7 @@ func (x *executor) backupBefore(ctx context.Context, op Op, cur *Container, reas
 	}
 	x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, ByteSize(res.Size))
 	if len(res.Removed) > 0 {
-		x.emit(op, "backed-up", "Removed %s (backup.keep %d)", plural(len(res.Removed), "older archive"), b.Keep)
+		x.emit(op, "backed-up", "Removed %s (apply and restore keep their newest %d; backup.keep counts only mqttgen backup's)", plural(len(res.Removed), "older automatic archive"), backup.AutomaticKeep)
 	}
 	return nil
 }
