@@ -81,7 +81,10 @@ func probeTarget(host string, t ProbeTarget, cred Credentials, auth bool) error 
 		}
 		return fmt.Errorf("listener %s (%s): %v", t.Listener, addr, err)
 	}
-	c.Disconnect(0)
+	// A moment for paho to send DISCONNECT before it closes the socket:
+	// without it the WebSocket ends with no close frame and no DISCONNECT,
+	// which the broker logs as a protocol error at every apply.
+	c.Disconnect(250)
 	return nil
 }
 
