@@ -13,7 +13,6 @@ package backup
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,8 +21,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -432,7 +431,7 @@ func Read(r io.Reader) (*Archive, error) {
 		a.Files = append(a.Files, File{Path: hdr.Name, Mode: fs.FileMode(mode).Perm(), UID: hdr.Uid, GID: hdr.Gid, ModTime: hdr.ModTime, Data: data, Redacted: e.Redacted})
 	}
 	if len(want) > 0 {
-		missing := sortedKeys(want)
+		missing := slices.Sorted(maps.Keys(want))
 		return nil, bad("it is truncated: %d entries of the manifest are missing (%s)", len(missing), strings.Join(missing, ", "))
 	}
 	// Read to the end of the gzip stream: its CRC-32 and length are
@@ -473,15 +472,6 @@ func short(s string) string {
 		return s[:16]
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Info is an archive in a backup folder.
@@ -623,48 +613,4 @@ func sameFile(a, b string) bool {
 	sa, err1 := os.Stat(a)
 	sb, err2 := os.Stat(b)
 	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
-}
-
-// tarOf makes a tar of files under base (a folder name without slashes),
-// with a header for base and each subfolder, owned as the files are.
-func tarOf(base string, dirMode fs.FileMode, uid, gid int, files []File) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dirs := map[string]bool{}
-	now := time.Now()
-	mkdir := func(p string) error {
-		if dirs[p] {
-			return nil
-		}
-		dirs[p] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: int64(dirMode.Perm()), Uid: uid, Gid: gid, ModTime: now})
-	}
-	if err := mkdir(base); err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		if !fs.ValidPath(f.Path) {
-			return nil, fmt.Errorf("%q: not a plain relative path", f.Path)
-		}
-		parts := strings.Split(f.Path, "/")
-		for i := range parts[:len(parts)-1] {
-			if err := mkdir(path.Join(append([]string{base}, parts[:i+1]...)...)); err != nil {
-				return nil, err
-			}
-		}
-		mt := f.ModTime
-		if mt.IsZero() {
-			mt = now
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: path.Join(base, f.Path), Mode: int64(f.Mode.Perm()), Uid: f.UID, Gid: f.GID, Size: int64(len(f.Data)), ModTime: mt}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(f.Data); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }

@@ -1,14 +1,10 @@
 package backup
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -17,21 +13,11 @@ import (
 	"strings"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
-)
 
-// Labels mqttgen and docker compose put on the project's containers.
-const (
-	labelProject   = "com.docker.compose.project"
-	labelService   = "com.docker.compose.service"
-	labelOneoff    = "com.docker.compose.oneoff"
-	labelConfigDir = "io.mqttgen.config-dir"
-	labelEngine    = "io.mqttgen.engine"
-	brokerService  = "broker"
-	// filesManifest lists, in the config folder, the files mqttgen
-	// deployed there (deploy's manifest): others are leftovers.
-	filesManifest = ".mqttgen-files"
+	"github.com/mqttgen/mqttgen/engine"
+	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Default folders of the eclipse-mosquitto image.
@@ -62,22 +48,11 @@ var ErrNoBroker = errors.New("no broker container")
 // (id, when given, names it directly).
 func FindBroker(ctx context.Context, cli *client.Client, project, id string) (*Target, error) {
 	if id == "" {
-		f := client.Filters{}.Add("label", labelProject+"="+project).Add("label", labelService+"="+brokerService)
-		cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-		if err != nil {
-			return nil, fmt.Errorf("list containers: %w", err)
-		}
-		want := project + "-" + brokerService + "-1"
-		for _, c := range cl.Items {
-			if c.Labels[labelOneoff] == "True" {
-				continue
-			}
-			if id == "" || slices.Contains(c.Names, "/"+want) {
-				id = c.ID
-			}
-		}
-		if id == "" {
+		var err error
+		if id, err = engine.FindService(ctx, cli, project, generators.BrokerService); errors.Is(err, engine.ErrNotFound) {
 			return nil, fmt.Errorf("project %q has %w on the Docker engine: nothing to back up (mqttgen apply deploys it)", project, ErrNoBroker)
+		} else if err != nil {
+			return nil, err
 		}
 	}
 	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
@@ -88,8 +63,8 @@ func FindBroker(ctx context.Context, cli *client.Client, project, id string) (*T
 	t := &Target{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), ImageID: c.Image, ConfigDir: DefaultConfigDir, DataDir: DefaultDataDir}
 	if c.Config != nil {
 		t.Image = c.Config.Image
-		t.Engine = c.Config.Labels[labelEngine]
-		if d := c.Config.Labels[labelConfigDir]; d != "" {
+		t.Engine = c.Config.Labels[generators.LabelEngine]
+		if d := c.Config.Labels[engine.LabelConfigDir]; d != "" {
 			t.ConfigDir = d
 		}
 	}
@@ -204,18 +179,17 @@ func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, err
 	}}
 
 	// The config first: it says where the database is.
-	config, err := ReadDir(ctx, cli, t.ID, t.ConfigDir)
+	config, err := readConfig(ctx, cli, t.ID, t.ConfigDir)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from %s: %w", t.ConfigDir, t.Name, err)
 	}
-	config = deployedOnly(config)
-	var conf []byte
+	var confData []byte
 	for _, f := range config {
 		if f.Path == "mosquitto.conf" {
-			conf = f.Data
+			confData = f.Data
 		}
 	}
-	persistence, location, dbFile := persistenceOf(conf, t.Engine)
+	persistence, location, dbFile := conf.Read("mosquitto.conf", confData).Persistence(t.Engine)
 	if location != "" {
 		t.DataDir = location
 		m.Broker.DataDir = location
@@ -326,17 +300,17 @@ func Flush(ctx context.Context, cli *client.Client, project, id string, timeout 
 	if err != nil {
 		return false, err
 	}
-	config, err := ReadDir(ctx, cli, t.ID, t.ConfigDir)
+	config, err := readConfig(ctx, cli, t.ID, t.ConfigDir)
 	if err != nil {
 		return false, err
 	}
-	var conf []byte
-	for _, f := range deployedOnly(config) {
+	var confData []byte
+	for _, f := range config {
 		if f.Path == "mosquitto.conf" {
-			conf = f.Data
+			confData = f.Data
 		}
 	}
-	on, location, file := persistenceOf(conf, t.Engine)
+	on, location, file := conf.Read("mosquitto.conf", confData).Persistence(t.Engine)
 	if location != "" {
 		t.DataDir = location
 	}
@@ -350,55 +324,17 @@ func Flush(ctx context.Context, cli *client.Client, project, id string, timeout 
 	return err == nil, err
 }
 
-// persistenceOf reads persistence, persistence_location and
-// persistence_file from a mosquitto.conf; the database's name defaults to
-// the engine's.
-func persistenceOf(conf []byte, engine string) (on bool, location, file string) {
-	file = "mosquitto.db"
-	if engine == "mqttgen" {
-		file = "mqttgen-broker.db"
-	}
-	sc := bufio.NewScanner(bytes.NewReader(conf))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		switch f[0] {
-		case "persistence":
-			on = f[1] == "true"
-		case "persistence_location":
-			location = strings.TrimSuffix(f[1], "/")
-			if location == "" {
-				location = "/"
-			}
-		case "persistence_file":
-			file = f[1]
-		}
-	}
-	return on, location, file
-}
-
 // flush sends SIGUSR1 and waits until the database's size or modification
 // time changes (or it appears), as the engine reports them.
 func flush(ctx context.Context, cli *client.Client, t *Target, dbFile string, timeout time.Duration) (time.Time, time.Duration, error) {
 	db := path.Join(t.DataDir, dbFile)
-	stat := func() (size int64, mtime time.Time, ok bool, err error) {
-		res, err := cli.ContainerStatPath(ctx, t.ID, client.ContainerStatPathOptions{Path: db})
-		if cerrdefs.IsNotFound(err) {
-			return 0, time.Time{}, false, nil
-		}
-		if err != nil {
-			return 0, time.Time{}, false, err
-		}
-		return res.Stat.Size, res.Stat.Mtime, true, nil
-	}
+	stat := func() (int64, time.Time, bool, error) { return engine.Stat(ctx, cli, t.ID, db) }
 	size0, mtime0, existed, err := stat()
 	if err != nil {
 		return time.Time{}, 0, fmt.Errorf("stat %s: %w", db, err)
 	}
 	start := time.Now()
-	if _, err := cli.ContainerKill(ctx, t.ID, client.ContainerKillOptions{Signal: "SIGUSR1"}); err != nil {
+	if err := engine.Signal(ctx, cli, t.ID, "SIGUSR1"); err != nil {
 		return time.Time{}, 0, fmt.Errorf("signal the broker: %w", err)
 	}
 	for {
@@ -420,86 +356,43 @@ func flush(ctx context.Context, cli *client.Client, t *Target, dbFile string, ti
 	}
 }
 
-// ReadDir reads the regular files under dir in a container through the
-// API, with their modes and owners; paths are relative to dir. A missing
-// dir has no files.
-func ReadDir(ctx context.Context, cli *client.Client, id, dir string) ([]File, error) {
-	files, _, err := readTree(ctx, cli, id, dir)
-	return files, err
-}
-
+// readData reads the data folder's files and its own mode and owner.
 func readData(ctx context.Context, cli *client.Client, id, dir string) ([]File, File, error) {
-	files, root, err := readTree(ctx, cli, id, dir)
+	files, root, err := engine.ReadDir(ctx, cli, id, dir)
 	if err != nil {
-		return nil, root, err
+		return nil, File{}, err
 	}
 	// A database being written (Mosquitto's mosquitto.db.new, the bundled
 	// broker's temporary file) is not a database.
-	files = slices.DeleteFunc(files, func(f File) bool {
+	files = slices.DeleteFunc(files, func(f engine.File) bool {
 		base := path.Base(f.Path)
 		return strings.HasSuffix(base, ".new") || (strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp"))
 	})
-	return files, root, nil
+	return FromEngine(files), FromEngine([]engine.File{root})[0], nil
 }
 
-func readTree(ctx context.Context, cli *client.Client, id, dir string) ([]File, File, error) {
-	root := File{Mode: 0o755}
-	res, err := cli.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{SourcePath: dir})
-	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return nil, root, nil
-		}
-		return nil, root, err
-	}
-	defer res.Content.Close()
-	var out []File
-	tr := tar.NewReader(res.Content)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, root, err
-		}
-		// Entries are named <base of dir>/<path>.
-		_, rel, _ := strings.Cut(strings.TrimSuffix(h.Name, "/"), "/")
-		if rel == "" && h.Typeflag == tar.TypeDir {
-			root = File{Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid}
-			continue
-		}
-		if h.Typeflag != tar.TypeReg || !fs.ValidPath(rel) {
-			continue
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, root, err
-		}
-		out = append(out, File{Path: rel, Mode: fs.FileMode(h.Mode).Perm(), UID: h.Uid, GID: h.Gid, ModTime: h.ModTime, Data: data})
-	}
-	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
-	return out, root, nil
+// readConfig reads the files deploy deployed in the config folder.
+func readConfig(ctx context.Context, cli *client.Client, id, dir string) ([]File, error) {
+	files, _, err := engine.ReadDir(ctx, cli, id, dir)
+	return FromEngine(engine.Deployed(files)), err
 }
 
-// deployedOnly keeps the files deploy's manifest lists (a file the home no
-// longer produces is emptied and dropped from it, since the API cannot
-// delete it); without a manifest, every file.
-func deployedOnly(files []File) []File {
-	var list []byte
-	found := false
-	for _, f := range files {
-		if f.Path == filesManifest {
-			list, found = f.Data, true
-		}
+// FromEngine turns files read from a container into archive files.
+func FromEngine(files []engine.File) []File {
+	out := make([]File, len(files))
+	for i, f := range files {
+		out[i] = File{Path: f.Path, Mode: f.Mode, UID: f.UID, GID: f.GID, ModTime: f.ModTime, Data: f.Data}
 	}
-	if !found {
-		return files
+	return out
+}
+
+// ToEngine turns archive files into files to write into a container.
+func ToEngine(files []File) []engine.File {
+	out := make([]engine.File, len(files))
+	for i, f := range files {
+		out[i] = engine.File{Path: f.Path, Mode: f.Mode, UID: f.UID, GID: f.GID, ModTime: f.ModTime, Data: f.Data}
 	}
-	keep := map[string]bool{}
-	for _, l := range strings.Split(string(list), "\n") {
-		keep[l] = true
-	}
-	return slices.DeleteFunc(slices.Clone(files), func(f File) bool { return !keep[f.Path] })
+	return out
 }
 
 // readState reads the state directory: the CA's and the server's
@@ -568,17 +461,4 @@ func readState(dir string, withSecrets bool) (public, secret []File, omitted []O
 		omitted = append(omitted, o)
 	}
 	return public, secret, omitted, nil
-}
-
-// WriteDir copies files (paths relative to dir) into dir of a container
-// through the API (PUT /containers/{id}/archive), with their modes and
-// owners; dir itself gets mode and owner as given. The container may be
-// stopped: its volumes are written all the same.
-func WriteDir(ctx context.Context, cli *client.Client, id, dir string, dirMode fs.FileMode, uid, gid int, files []File) error {
-	data, err := tarOf(path.Base(dir), dirMode, uid, gid, files)
-	if err != nil {
-		return err
-	}
-	_, err = cli.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: path.Dir(dir), Content: bytes.NewReader(data)})
-	return err
 }

@@ -1,17 +1,14 @@
 package backup
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
-)
 
-// secretOptions are the mosquitto.conf options whose values are secrets in
-// plain text.
-var secretOptions = map[string]bool{"remote_password": true, "bridge_psk": true}
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
+)
 
 // redactedValue replaces a secret option's value in an archive.
 const redactedValue = "<redacted by mqttgen backup>"
@@ -22,36 +19,17 @@ func isPrivateKey(data []byte) bool { return bytes.Contains(data, []byte("PRIVAT
 // redactConf replaces the values of secret options of a mosquitto.conf and
 // names each one replaced (with its bridge).
 func redactConf(data []byte) ([]byte, []string) {
-	var out bytes.Buffer
-	var redacted []string
-	section := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 2 && f[0] == "connection":
-			section = f[1]
-		case len(f) >= 2 && secretOptions[f[0]]:
-			indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
-			line = indent + f[0] + " " + redactedValue
-			what := f[0]
-			if section != "" {
-				what += " (bridge " + section + ")"
-			}
-			redacted = append(redacted, what)
+	c := conf.Read("mosquitto.conf", data)
+	out, redacted := conf.Redact("mosquitto.conf", data, func(conf.Directive) string { return redactedValue })
+	var what []string
+	for _, d := range redacted {
+		w := d.Key
+		if d.Section >= 0 && !c.Sections[d.Section].Listener() {
+			w += " (bridge " + c.Sections[d.Section].Name() + ")"
 		}
-		out.WriteString(line)
-		out.WriteByte('\n')
+		what = append(what, w)
 	}
-	if len(redacted) == 0 {
-		return data, nil
-	}
-	if !bytes.HasSuffix(data, []byte("\n")) {
-		out.Truncate(out.Len() - 1)
-	}
-	return out.Bytes(), redacted
+	return out, what
 }
 
 // Source is a set of files restore may complete an archive's config from,

@@ -23,8 +23,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Reconnection backoff of bridges: Mosquitto's restart_timeout default of

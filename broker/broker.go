@@ -26,7 +26,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Options are what the configuration file does not say.

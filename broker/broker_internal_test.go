@@ -14,8 +14,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
 )
 

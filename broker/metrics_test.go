@@ -15,7 +15,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // metricsBroker starts a test broker that serves /metrics on a free port,

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
 )
 

@@ -19,12 +19,13 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // storeFile is the database in persistence_location. It is not Mosquitto's
-// mosquitto.db, whose format is Mosquitto's own: switching engines starts
-// with an empty database.
-const storeFile = "mqttgen-broker.db"
+// database, whose format is Mosquitto's own: switching engines starts with
+// an empty database.
+var storeFile = conf.Database(conf.Bundled)
 
 func storePath(dir string) string { return filepath.Join(dir, storeFile) }
 
@@ -192,8 +193,9 @@ func (s *store) save() error {
 func (s *store) restore() error {
 	data, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Stat(filepath.Join(filepath.Dir(s.path), "mosquitto.db")); err == nil {
-			s.b.log.logf(logWarning, "%s is Mosquitto's database, which the bundled broker cannot read: starting without its retained messages and sessions.", filepath.Join(filepath.Dir(s.path), "mosquitto.db"))
+		theirs := filepath.Join(filepath.Dir(s.path), conf.Database(conf.Mosquitto))
+		if _, err := os.Stat(theirs); err == nil {
+			s.b.log.logf(logWarning, "%s is Mosquitto's database, which the bundled broker cannot read: starting without its retained messages and sessions.", theirs)
 		}
 		return nil
 	}

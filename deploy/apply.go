@@ -1,30 +1,27 @@
 package deploy
 
 import (
-	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/mqttgen/mqttgen/backup"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Event is one step of apply or destroy, for progress lines and --json.
@@ -95,7 +92,7 @@ func newExecutor(cli *client.Client, d *Desired, o *Observed, opts Options) *exe
 	if opts.Events == nil {
 		opts.Events = func(Event) {}
 	}
-	return &executor{cli: cli, opts: opts, host: publishHost(cli), d: d, o: o}
+	return &executor{cli: cli, opts: opts, host: engine.PublishHost(cli), d: d, o: o}
 }
 
 func (x *executor) emit(op Op, step, format string, args ...any) {
@@ -191,7 +188,7 @@ func (x *executor) preflight(ctx context.Context, p *Plan) error {
 // keep running the image they were created from.
 func (x *executor) ensureBuilt(ctx context.Context, op Op, s *Service) error {
 	ref, b := s.Spec.Image, s.Build
-	if img, err := x.cli.ImageInspect(ctx, ref); err == nil && img.Config != nil && img.Config.Labels[LabelBinaryDigest] == b.Digest {
+	if img, err := x.cli.ImageInspect(ctx, ref); err == nil && img.Config != nil && img.Config.Labels[engine.LabelBinaryDigest] == b.Digest {
 		return nil
 	} else if err != nil && !cerrdefs.IsNotFound(err) {
 		return err
@@ -233,7 +230,7 @@ func (x *executor) createNetwork(ctx context.Context, op Op) error {
 	x.emit(op, "creating", "Creating...")
 	res, err := x.cli.NetworkCreate(ctx, op.Name, client.NetworkCreateOptions{
 		Driver: "bridge",
-		Labels: map[string]string{composeProject: x.d.Project, composeNetwork: x.d.Network.Key, composeVersion: composeVersionValue, generators.LabelManaged: "true"},
+		Labels: map[string]string{engine.LabelProject: x.d.Project, engine.LabelNetwork: x.d.Network.Key, engine.LabelVersion: engine.ComposeVersion, generators.LabelManaged: "true"},
 	})
 	if err != nil {
 		return err
@@ -252,7 +249,7 @@ func (x *executor) createVolume(ctx context.Context, op Op) error {
 	}
 	_, err := x.cli.VolumeCreate(ctx, client.VolumeCreateOptions{
 		Name:   op.Name,
-		Labels: map[string]string{composeProject: x.d.Project, composeVolume: key, composeVersion: composeVersionValue, generators.LabelManaged: "true"},
+		Labels: map[string]string{engine.LabelProject: x.d.Project, engine.LabelVolume: key, engine.LabelVersion: engine.ComposeVersion, generators.LabelManaged: "true"},
 	})
 	return err
 }
@@ -282,19 +279,19 @@ func (x *executor) createContainer(ctx context.Context, op Op, s *Service, name 
 	}
 	specJSON, _ := json.Marshal(sp)
 	for k, v := range map[string]string{
-		composeProject:    x.d.Project,
-		composeService:    s.Name,
-		composeNumber:     strconv.Itoa(containerNumber(name)),
-		composeOneoff:     "False",
-		composeVersion:    composeVersionValue,
-		composeConfigHash: s.Hash,
-		composeWorkingDir: x.d.WorkingDir,
-		composeFiles:      "",
-		LabelSpecHash:     s.Hash,
-		LabelSpec:         string(specJSON),
-		LabelConfigDir:    s.ConfigDir,
+		engine.LabelProject:    x.d.Project,
+		engine.LabelService:    s.Name,
+		engine.LabelNumber:     strconv.Itoa(engine.ContainerNumber(name)),
+		engine.LabelOneoff:     "False",
+		engine.LabelVersion:    engine.ComposeVersion,
+		engine.LabelConfigHash: s.Hash,
+		engine.LabelWorkingDir: x.d.WorkingDir,
+		engine.LabelFiles:      "",
+		engine.LabelSpecHash:   s.Hash,
+		engine.LabelSpec:       string(specJSON),
+		engine.LabelConfigDir:  s.ConfigDir,
 	} {
-		if v != "" || k == composeFiles {
+		if v != "" || k == engine.LabelFiles {
 			labels[k] = v
 		}
 	}
@@ -358,57 +355,11 @@ func (x *executor) createContainer(ctx context.Context, op Op, s *Service, name 
 // files only at start and on SIGHUP, which follow the copy.
 func (x *executor) copyFiles(ctx context.Context, op Op, id, dir string, files []generators.File, emptied []string) error {
 	x.emit(op, "copying", "Copying %d files into %s (owner %d:%d)...", len(files), dir, brokerUID, brokerUID)
-	base := path.Base(dir)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	now := time.Now()
-	dirs := map[string]bool{}
-	writeDir := func(p string) error {
-		if dirs[p] {
-			return nil
-		}
-		dirs[p] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: p + "/", Mode: 0o755, Uid: brokerUID, Gid: brokerUID, ModTime: now})
+	owned := make([]engine.File, len(files))
+	for i, f := range files {
+		owned[i] = engine.File{Path: f.Path, Mode: f.Mode, UID: brokerUID, GID: brokerUID, Data: f.Data}
 	}
-	writeFile := func(rel string, mode fs.FileMode, data []byte) error {
-		parts := strings.Split(rel, "/")
-		for i := range parts[:len(parts)-1] {
-			if err := writeDir(path.Join(append([]string{base}, parts[:i+1]...)...)); err != nil {
-				return err
-			}
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: path.Join(base, rel), Mode: int64(mode.Perm()), Size: int64(len(data)), Uid: brokerUID, Gid: brokerUID, ModTime: now}); err != nil {
-			return err
-		}
-		_, err := tw.Write(data)
-		return err
-	}
-	if err := writeDir(base); err != nil {
-		return err
-	}
-	var manifest bytes.Buffer
-	for _, f := range files {
-		if !fs.ValidPath(f.Path) || f.Path == manifestName {
-			return fmt.Errorf("file %q: not a plain relative path", f.Path)
-		}
-		if err := writeFile(f.Path, f.Mode, f.Data); err != nil {
-			return err
-		}
-		fmt.Fprintln(&manifest, f.Path)
-	}
-	for _, p := range emptied {
-		if err := writeFile(p, 0o600, nil); err != nil {
-			return err
-		}
-	}
-	if err := writeFile(manifestName, 0o644, manifest.Bytes()); err != nil {
-		return err
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	_, err := x.cli.CopyToContainer(ctx, id, client.CopyToContainerOptions{DestinationPath: path.Dir(dir), Content: &buf})
-	return err
+	return engine.WriteDeployed(ctx, x.cli, id, dir, engine.File{Mode: 0o755, UID: brokerUID, GID: brokerUID}, owned, emptied)
 }
 
 // createService creates and starts a service's container and waits until
@@ -507,7 +458,7 @@ func missing(old, want []generators.File) []string {
 func (x *executor) reload(ctx context.Context, op Op, s *Service, id string, files []generators.File, sp *Spec, auth bool) error {
 	since := time.Now().Add(-time.Second)
 	x.emit(op, "reloading", "Sending SIGHUP: %s re-reads its files...", engineName(s.Engine()))
-	if _, err := x.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "SIGHUP"}); err != nil {
+	if err := engine.Signal(ctx, x.cli, id, "SIGHUP"); err != nil {
 		return err
 	}
 	// Wait for the broker to log the reload when it logs to stderr;
@@ -617,8 +568,7 @@ func (x *executor) waitReady(ctx context.Context, op Op, s *Service, id string, 
 func logsToStderr(files []generators.File) bool {
 	for _, f := range files {
 		if f.Path == "mosquitto.conf" {
-			global, _ := parseConf(f.Data)
-			return slices.Contains(global["log_dest"], "log_dest stderr")
+			return slices.Contains(conf.Read(f.Path, f.Data).Values("log_dest"), "stderr")
 		}
 	}
 	return false
@@ -656,21 +606,9 @@ func (x *executor) logsSince(ctx context.Context, id string, t time.Time) (strin
 }
 
 // logs reads the container's stderr, and its stdout too when stdout is
-// true. Mosquitto's stdout is block-buffered under Docker: lines come late
-// and in chunks, so only stderr tells what happened after a signal.
+// true (engine.Logs).
 func (x *executor) logs(ctx context.Context, id string, t time.Time, stdout bool) (string, error) {
-	opts := client.ContainerLogsOptions{ShowStdout: stdout, ShowStderr: true, Tail: "200"}
-	if !t.IsZero() {
-		opts.Since = strconv.FormatInt(t.Unix(), 10)
-	}
-	rc, err := x.cli.ContainerLogs(ctx, id, opts)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	var out bytes.Buffer
-	_, err = stdcopy.StdCopy(&out, &out, rc)
-	return out.String(), err
+	return engine.Logs(ctx, x.cli, id, t, stdout)
 }
 
 func afterLast(s, marker string) string {

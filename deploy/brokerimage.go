@@ -14,13 +14,9 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 )
-
-// LabelBinaryDigest is on the bundled broker's image: the SHA-256 of the
-// mqttgen binary it was built from. plan compares it with the binary that
-// runs: another binary means a new image and a new container.
-const LabelBinaryDigest = "io.mqttgen.binary-sha256"
 
 // BrokerBinary returns the path of the mqttgen binary the bundled broker's
 // image is built from (broker.engine "mqttgen"): the one running. Tests,
@@ -131,11 +127,11 @@ var caBundles = []string{
 // user and group mosquitto 1883:1883 (the broker drops to it, as Mosquitto
 // does in eclipse-mosquitto), /mosquitto/config, data and log owned by it,
 // /tmp, and the CA certificates of this host.
-func brokerImageFiles(binary, caBundle []byte) []ImageFile {
-	dir := func(p string, uid int, mode fs.FileMode) ImageFile {
-		return ImageFile{Path: p, Mode: fs.ModeDir | mode, UID: uid, GID: uid}
+func brokerImageFiles(binary, caBundle []byte) []engine.ImageFile {
+	dir := func(p string, uid int, mode fs.FileMode) engine.ImageFile {
+		return engine.ImageFile{Path: p, Mode: fs.ModeDir | mode, UID: uid, GID: uid}
 	}
-	files := []ImageFile{
+	files := []engine.ImageFile{
 		{Path: generators.BrokerBinaryPath, Mode: 0o755, Data: binary},
 		{Path: "/etc/passwd", Mode: 0o644, Data: []byte(
 			"root:x:0:0:root:/root:/sbin/nologin\n" +
@@ -148,7 +144,7 @@ func brokerImageFiles(binary, caBundle []byte) []ImageFile {
 		dir("/etc/ssl/certs", 0, 0o755),
 	}
 	if caBundle != nil {
-		files = append(files, ImageFile{Path: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: caBundle})
+		files = append(files, engine.ImageFile{Path: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: caBundle})
 	}
 	return files
 }
@@ -157,7 +153,7 @@ func brokerImageFiles(binary, caBundle []byte) []ImageFile {
 // mqttgen binary b names, through the engine's API (no registry, no docker
 // CLI): FROM scratch, entrypoint `mqttgen broker -c
 // /mosquitto/config/mosquitto.conf`, volumes data and log, and the label
-// LabelBinaryDigest. The binary must still be the one of b (a saved plan
+// engine.LabelBinaryDigest. The binary must still be the one of b (a saved plan
 // made by another binary is refused) and of the engine's architecture.
 func BuildBrokerImage(ctx context.Context, cli *client.Client, tag string, b *Build) error {
 	data, err := os.ReadFile(b.Binary)
@@ -181,15 +177,15 @@ func BuildBrokerImage(ctx context.Context, cli *client.Client, tag string, b *Bu
 		}
 		ca = nil
 	}
-	return BuildScratchImage(ctx, cli, tag, brokerImageFiles(data, ca), ImageConfig{
+	return engine.BuildScratchImage(ctx, cli, tag, brokerImageFiles(data, ca), engine.ImageConfig{
 		Entrypoint: []string{generators.BrokerBinaryPath, "broker"},
 		Cmd:        []string{"-c", generators.ContainerLayout.ConfigDir + "/mosquitto.conf"},
 		Env:        []string{"PATH=/usr/bin:/bin"},
 		Expose:     []string{"1883"},
 		Volumes:    []string{generators.ContainerLayout.DataDir, generators.ContainerLayout.LogDir},
 		Labels: map[string]string{
-			LabelBinaryDigest:      b.Digest,
-			generators.LabelEngine: "mqttgen",
+			engine.LabelBinaryDigest: b.Digest,
+			generators.LabelEngine:   "mqttgen",
 		},
 	})
 }
@@ -199,7 +195,7 @@ func BuildBrokerImage(ctx context.Context, cli *client.Client, tag string, b *Bu
 // else is left alone.
 func removeStaleImage(ctx context.Context, cli *client.Client, id string) {
 	img, err := cli.ImageInspect(ctx, id)
-	if err != nil || len(img.RepoTags) > 0 || img.Config == nil || img.Config.Labels[LabelBinaryDigest] == "" {
+	if err != nil || len(img.RepoTags) > 0 || img.Config == nil || img.Config.Labels[engine.LabelBinaryDigest] == "" {
 		return
 	}
 	// A conflict (a container still uses it) leaves it for the next apply.

@@ -28,6 +28,7 @@ import (
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/deploy/deploytest"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 )
 
@@ -84,7 +85,7 @@ func brokerImage(t *testing.T, cli *client.Client) string {
 		deploytest.RemoveImage(ctx, cli, tag)
 		// Images of earlier binaries apply did not remove (it removes them
 		// once their container is gone): untagged, with the label.
-		f := client.Filters{}.Add("label", deploy.LabelBinaryDigest).Add("dangling", "true")
+		f := client.Filters{}.Add("label", engine.LabelBinaryDigest).Add("dangling", "true")
 		if l, err := cli.ImageList(ctx, client.ImageListOptions{Filters: f}); err == nil {
 			for _, img := range l.Items {
 				cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{PruneChildren: true})
@@ -145,8 +146,8 @@ func TestBundledEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := img.Config.Labels[deploy.LabelBinaryDigest]; got != b.Digest {
-		t.Errorf("image label %s = %q, want the binary's %s", deploy.LabelBinaryDigest, got, b.Digest)
+	if got := img.Config.Labels[engine.LabelBinaryDigest]; got != b.Digest {
+		t.Errorf("image label %s = %q, want the binary's %s", engine.LabelBinaryDigest, got, b.Digest)
 	}
 	if got := strings.Join(append(img.Config.Entrypoint, img.Config.Cmd...), " "); got != "/usr/bin/mqttgen broker -c /mosquitto/config/mosquitto.conf" {
 		t.Errorf("image runs %q", got)
@@ -270,7 +271,7 @@ func TestBundledEngine(t *testing.T) {
 // is replaced, says that retained messages do not carry over (the
 // databases differ), and serves the same logins.
 func TestEngineSwitch(t *testing.T) {
-	cli := engine(t)
+	cli := testEngine(t)
 	staticMqttgen(t)
 	ctx := context.Background()
 	tag := brokerImage(t, cli)

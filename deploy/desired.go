@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -26,44 +27,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/schema"
 )
-
-// Labels of mqttgen's own on what it creates.
-const (
-	// LabelSpecHash is the SHA-256 of the container's Spec: a container
-	// whose label differs from the desired spec's hash is replaced.
-	LabelSpecHash = "io.mqttgen.spec-hash"
-	// LabelSpec is the Spec itself (JSON), to show what changed.
-	LabelSpec = "io.mqttgen.spec"
-	// LabelConfigDir is where the service's rendered files live in the
-	// container.
-	LabelConfigDir = "io.mqttgen.config-dir"
-)
-
-// Labels of docker compose, so that `docker compose ps` and `logs` show the
-// project's containers and compose treats its networks and volumes as its own.
-const (
-	composeProject    = "com.docker.compose.project"
-	composeService    = "com.docker.compose.service"
-	composeNumber     = "com.docker.compose.container-number"
-	composeOneoff     = "com.docker.compose.oneoff"
-	composeVersion    = "com.docker.compose.version"
-	composeConfigHash = "com.docker.compose.config-hash"
-	composeWorkingDir = "com.docker.compose.project.working_dir"
-	composeFiles      = "com.docker.compose.project.config_files"
-	composeNetwork    = "com.docker.compose.network"
-	composeVolume     = "com.docker.compose.volume"
-	// composeVersionValue is the compose version the labels claim; compose
-	// reads it only for display.
-	composeVersionValue = "2.0.0"
-)
-
-// manifestName lists, in a container's config folder, the files mqttgen
-// deployed there. The Docker API cannot delete a file in a container, so a
-// file the home no longer produces is emptied and dropped from the list.
-const manifestName = ".mqttgen-files"
 
 // brokerUID owns the broker's files: user mosquitto of eclipse-mosquitto.
 const brokerUID = 1883
@@ -144,9 +111,6 @@ type Service struct {
 // Engine is the broker engine of the service (its io.mqttgen.engine
 // label): mosquitto, mqttgen, or "" for another service.
 func (s *Service) Engine() string { return s.Spec.Labels[generators.LabelEngine] }
-
-// ContainerName is compose's name of the service's first container.
-func ContainerName(project, service string) string { return project + "-" + service + "-1" }
 
 // Spec is everything a container is created from besides its files. A
 // change of any of it replaces the container.
@@ -234,10 +198,10 @@ func NewDesired(in Input) (*Desired, error) {
 	}
 	d := &Desired{Project: project.Name, WorkingDir: in.WorkingDir, Now: in.Now, Backup: in.Backup}
 	d.Network = Resource{Key: generators.NetworkKey, Name: networkName(project, generators.NetworkKey)}
-	for _, key := range sortedKeys(project.Volumes) {
+	for _, key := range slices.Sorted(maps.Keys(project.Volumes)) {
 		d.Volumes = append(d.Volumes, Resource{Key: key, Name: volumeName(project, key)})
 	}
-	for _, name := range sortedKeys(project.Services) {
+	for _, name := range slices.Sorted(maps.Keys(project.Services)) {
 		svc, err := serviceOf(project, project.Services[name])
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", name, err)
@@ -292,14 +256,14 @@ func networkName(p *types.Project, key string) string {
 	if n := p.Networks[key].Name; n != "" {
 		return n
 	}
-	return p.Name + "_" + key
+	return engine.ResourceName(p.Name, key)
 }
 
 func volumeName(p *types.Project, key string) string {
 	if n := p.Volumes[key].Name; n != "" {
 		return n
 	}
-	return p.Name + "_" + key
+	return engine.ResourceName(p.Name, key)
 }
 
 // serviceOf turns a compose service into a Spec, refusing what deploy does
@@ -355,7 +319,7 @@ func serviceOf(p *types.Project, s types.ServiceConfig) (Service, error) {
 	} else if h != nil {
 		sp.Healthcheck = &Health{Test: []string{"NONE"}}
 	}
-	nets := sortedKeys(s.Networks)
+	nets := slices.Sorted(maps.Keys(s.Networks))
 	if len(nets) != 1 {
 		return svc, fmt.Errorf("want one network, not %d", len(nets))
 	}

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // redactedLines turns a file into the lines a plan may show: password hashes,
@@ -26,18 +28,16 @@ func redactedLines(p string, data []byte) []string {
 	case strings.Contains(text, "-----BEGIN CERTIFICATE-----"):
 		return certLines(data)
 	}
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 	base := path.Base(p)
+	if strings.HasSuffix(base, ".conf") {
+		text = string(redactConf(p, data))
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 	for i, l := range lines {
 		switch {
 		case base == "passwd":
 			if user, hash, ok := strings.Cut(l, ":"); ok && !strings.HasPrefix(l, "#") {
 				lines[i] = fmt.Sprintf("%s:(hash redacted, %s)", user, digest([]byte(hash)))
-			}
-		case strings.HasSuffix(base, ".conf"):
-			f := strings.Fields(l)
-			if len(f) >= 2 && secretOption[f[0]] {
-				lines[i] = fmt.Sprintf("%s (redacted, %s)", f[0], digest([]byte(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), f[0])))))
 			}
 		case strings.HasSuffix(base, ".env"):
 			if k, v, ok := strings.Cut(l, "="); ok {
@@ -48,8 +48,14 @@ func redactedLines(p string, data []byte) []string {
 	return lines
 }
 
-// secretOption are mosquitto.conf options whose value is a secret.
-var secretOption = map[string]bool{"remote_password": true, "bridge_psk": true, "psk": true}
+// redactConf replaces the value of each secret option of a mosquitto.conf
+// by a digest of it.
+func redactConf(p string, data []byte) []byte {
+	out, _ := conf.Redact(p, data, func(d conf.Directive) string {
+		return fmt.Sprintf("(redacted, %s)", digest([]byte(d.Value)))
+	})
+	return out
+}
 
 func digest(b []byte) string {
 	sum := sha256.Sum256(b)

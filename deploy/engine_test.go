@@ -34,6 +34,7 @@ import (
 
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/deploy/deploytest"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/workspace"
 )
@@ -60,8 +61,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// engine connects and builds the test image once per run.
-func engine(t *testing.T) *client.Client {
+// testEngine connects and builds the test image once per run.
+func testEngine(t *testing.T) *client.Client {
 	t.Helper()
 	cli := deploytest.Engine(t)
 	imageOnce.Do(func() {
@@ -256,7 +257,7 @@ func subscribe(t *testing.T, c mqtt.Client, topic string) <-chan string {
 
 func brokerContainer(t *testing.T, cli *client.Client, project string) (id string, started string) {
 	t.Helper()
-	res, err := cli.ContainerInspect(context.Background(), deploy.ContainerName(project, "broker"), client.ContainerInspectOptions{})
+	res, err := cli.ContainerInspect(context.Background(), engine.ContainerName(project, "broker"), client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +365,7 @@ deploy: project: "PROJECT"
 // real engine: first apply, no-op, a new device (reload), a new port
 // (replacement), two changes the broker refuses (rollbacks), destroy.
 func TestLifecycle(t *testing.T) {
-	cli := engine(t)
+	cli := testEngine(t)
 	ctx := context.Background()
 	mqttPort, tlsPort := freePort(t), freePort(t)
 	text := strings.NewReplacer("MQTT_PORT", fmt.Sprint(mqttPort), "TLS_PORT", fmt.Sprint(tlsPort)).Replace(lifecycleHome)
@@ -374,7 +375,7 @@ func TestLifecycle(t *testing.T) {
 	// 1. A fresh apply creates the network, the volumes and the broker.
 	d := h.desired()
 	p := firstApply(t, cli, d)
-	if ps := composePS(t, h); ps != "" && (!strings.Contains(ps, deploy.ContainerName(h.project, "broker")) || !strings.Contains(ps, "Up")) {
+	if ps := composePS(t, h); ps != "" && (!strings.Contains(ps, engine.ContainerName(h.project, "broker")) || !strings.Contains(ps, "Up")) {
 		t.Errorf("docker-compose ps does not list the running broker:\n%s", ps)
 	}
 	sensorPW := h.password("sensor")
@@ -546,7 +547,7 @@ func TestLifecycle(t *testing.T) {
 // modes the generators gave them.
 func checkOwnership(t *testing.T, cli *client.Client, project string) {
 	t.Helper()
-	res, err := cli.CopyFromContainer(context.Background(), deploy.ContainerName(project, "broker"), client.CopyFromContainerOptions{SourcePath: "/mosquitto/config"})
+	res, err := cli.CopyFromContainer(context.Background(), engine.ContainerName(project, "broker"), client.CopyFromContainerOptions{SourcePath: "/mosquitto/config"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -580,7 +581,7 @@ func checkOwnership(t *testing.T, cli *client.Client, project string) {
 // its stdout is block-buffered under Docker), apply reads the errors of a
 // reload from the log, and reports them.
 func TestReloadErrorsFromLog(t *testing.T) {
-	cli := engine(t)
+	cli := testEngine(t)
 	port, tlsPort := freePort(t), freePort(t)
 	h := newHome(t, fmt.Sprintf(`package home
 broker: image: "IMAGE"
@@ -612,7 +613,7 @@ deploy: project: "PROJECT"
 // TestMissingImage: an image the engine does not have and cannot pull stops
 // apply before it changes anything.
 func TestMissingImage(t *testing.T) {
-	cli := engine(t)
+	cli := testEngine(t)
 	h := newHome(t, fmt.Sprintf(`package home
 broker: image: "mqttgen-test/absent:%d"
 listeners: mqtt: port: %d

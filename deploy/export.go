@@ -3,12 +3,13 @@ package deploy
 import (
 	"github.com/moby/moby/client"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 )
 
 // PublishHost is the address this host reaches the engine's published
 // ports at: the engine's host for a tcp:// engine, else 127.0.0.1.
-func PublishHost(cli *client.Client) string { return publishHost(cli) }
+func PublishHost(cli *client.Client) string { return engine.PublishHost(cli) }
 
 // Targets lists the listeners of a broker's mosquitto.conf among files, as
 // this host reaches them through the ports sp publishes.

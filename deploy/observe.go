@@ -1,24 +1,19 @@
 package deploy
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 )
 
@@ -32,7 +27,7 @@ type Observed struct {
 	// engine does not have it).
 	Images map[string]string `json:"images,omitempty"`
 	// ImageBinaries maps each desired image that apply built to the digest
-	// of the mqttgen binary in it (its LabelBinaryDigest).
+	// of the mqttgen binary in it (its engine.LabelBinaryDigest).
 	ImageBinaries map[string]string `json:"image_binaries,omitempty"`
 }
 
@@ -58,7 +53,7 @@ type Container struct {
 // ConnectObserve connects to the engine and observes project. The caller
 // closes the client.
 func ConnectObserve(ctx context.Context, project string, d *Desired) (*client.Client, *Observed, error) {
-	cli, err := Connect(ctx)
+	cli, err := engine.Connect(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,14 +70,14 @@ func ConnectObserve(ctx context.Context, project string, d *Desired) (*client.Cl
 // config folder, and looks up the desired images (d may be nil).
 func Observe(ctx context.Context, cli *client.Client, project string, d *Desired) (*Observed, error) {
 	o := &Observed{Project: project, Images: map[string]string{}}
-	filter := client.Filters{}.Add("label", composeProject+"="+project)
+	filter := client.Filters{}.Add("label", engine.LabelProject+"="+project)
 
 	cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filter})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	for _, c := range cl.Items {
-		if c.Labels[composeOneoff] == "True" {
+		if c.Labels[engine.LabelOneoff] == "True" {
 			continue
 		}
 		name := ""
@@ -92,20 +87,20 @@ func Observe(ctx context.Context, cli *client.Client, project string, d *Desired
 		oc := Container{
 			ID:       c.ID,
 			Name:     name,
-			Service:  c.Labels[composeService],
+			Service:  c.Labels[engine.LabelService],
 			Image:    c.Image,
 			ImageID:  c.ImageID,
 			State:    string(c.State),
-			SpecHash: c.Labels[LabelSpecHash],
-			Managed:  c.Labels[LabelSpecHash] != "",
+			SpecHash: c.Labels[engine.LabelSpecHash],
+			Managed:  c.Labels[engine.LabelSpecHash] != "",
 		}
-		if js := c.Labels[LabelSpec]; js != "" {
+		if js := c.Labels[engine.LabelSpec]; js != "" {
 			var sp Spec
 			if json.Unmarshal([]byte(js), &sp) == nil {
 				oc.Spec = &sp
 			}
 		}
-		oc.ConfigDir = c.Labels[LabelConfigDir]
+		oc.ConfigDir = c.Labels[engine.LabelConfigDir]
 		if oc.ConfigDir == "" && d != nil {
 			// A container compose made from the rendered file has the
 			// files bind-mounted where the desired service expects them.
@@ -129,7 +124,7 @@ func Observe(ctx context.Context, cli *client.Client, project string, d *Desired
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
 	for _, n := range nl.Items {
-		o.Networks = append(o.Networks, Resource{Key: n.Labels[composeNetwork], Name: n.Name})
+		o.Networks = append(o.Networks, Resource{Key: n.Labels[engine.LabelNetwork], Name: n.Name})
 	}
 	slices.SortFunc(o.Networks, func(a, b Resource) int { return strings.Compare(a.Name, b.Name) })
 
@@ -138,7 +133,7 @@ func Observe(ctx context.Context, cli *client.Client, project string, d *Desired
 		return nil, fmt.Errorf("list volumes: %w", err)
 	}
 	for _, v := range vl.Items {
-		o.Volumes = append(o.Volumes, Resource{Key: v.Labels[composeVolume], Name: v.Name})
+		o.Volumes = append(o.Volumes, Resource{Key: v.Labels[engine.LabelVolume], Name: v.Name})
 	}
 	slices.SortFunc(o.Volumes, func(a, b Resource) int { return strings.Compare(a.Name, b.Name) })
 
@@ -148,11 +143,11 @@ func Observe(ctx context.Context, cli *client.Client, project string, d *Desired
 			switch {
 			case err == nil:
 				o.Images[s.Spec.Image] = img.ID
-				if img.Config != nil && img.Config.Labels[LabelBinaryDigest] != "" {
+				if img.Config != nil && img.Config.Labels[engine.LabelBinaryDigest] != "" {
 					if o.ImageBinaries == nil {
 						o.ImageBinaries = map[string]string{}
 					}
-					o.ImageBinaries[s.Spec.Image] = img.Config.Labels[LabelBinaryDigest]
+					o.ImageBinaries[s.Spec.Image] = img.Config.Labels[engine.LabelBinaryDigest]
 				}
 			case cerrdefs.IsNotFound(err):
 				o.Images[s.Spec.Image] = ""
@@ -167,52 +162,14 @@ func Observe(ctx context.Context, cli *client.Client, project string, d *Desired
 // readFiles reads the files mqttgen deployed under dir: those its manifest
 // lists, or every regular file when there is no manifest.
 func readFiles(ctx context.Context, cli *client.Client, id, dir string) ([]generators.File, error) {
-	res, err := cli.CopyFromContainer(ctx, id, client.CopyFromContainerOptions{SourcePath: dir})
+	files, _, err := engine.ReadDir(ctx, cli, id, dir)
 	if err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return nil, nil
-		}
 		return nil, err
 	}
-	defer res.Content.Close()
-	all := map[string]generators.File{}
-	tr := tar.NewReader(res.Content)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		// Entries are named <base of dir>/<path>.
-		_, rel, ok := strings.Cut(h.Name, "/")
-		if !ok {
-			continue
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			return nil, err
-		}
-		all[rel] = generators.File{Path: rel, Mode: fs.FileMode(h.Mode).Perm(), Data: data}
-	}
 	var out []generators.File
-	if m, ok := all[manifestName]; ok {
-		sc := bufio.NewScanner(bytes.NewReader(m.Data))
-		for sc.Scan() {
-			if f, ok := all[sc.Text()]; ok {
-				out = append(out, f)
-			}
-		}
-	} else {
-		for _, k := range sortedKeys(all) {
-			out = append(out, all[k])
-		}
+	for _, f := range engine.Deployed(files) {
+		out = append(out, generators.File{Path: f.Path, Mode: f.Mode, Data: f.Data})
 	}
-	slices.SortFunc(out, func(a, b generators.File) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
 }
 
@@ -234,18 +191,11 @@ func (o *Observed) Fingerprint() string {
 	for _, v := range o.Volumes {
 		fmt.Fprintf(h, "volume %s %s\n", v.Key, v.Name)
 	}
-	for _, k := range sortedKeys(o.Images) {
+	for _, k := range slices.Sorted(maps.Keys(o.Images)) {
 		fmt.Fprintf(h, "image %s %s\n", k, o.Images[k])
 	}
-	for _, k := range sortedKeys(o.ImageBinaries) {
+	for _, k := range slices.Sorted(maps.Keys(o.ImageBinaries)) {
 		fmt.Fprintf(h, "image binary %s %s\n", k, o.ImageBinaries[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// containerNumber reads compose's container number of a name p-s-N.
-func containerNumber(name string) int {
-	i := strings.LastIndexByte(name, '-')
-	n, _ := strconv.Atoi(name[i+1:])
-	return n
 }

@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // errRefused says the broker answered but refused the login.
@@ -158,20 +158,18 @@ type ProbeTarget struct {
 // each is published on, so that the files and spec of any container, the
 // previous one included, say how to reach it.
 func probeTargets(files []generators.File, sp *Spec) []ProbeTarget {
-	var conf []byte
+	var data []byte
 	for _, f := range files {
 		if f.Path == "mosquitto.conf" {
-			conf = f.Data
+			data = f.Data
 		}
 	}
-	_, sections := parseConf(conf)
 	var out []ProbeTarget
-	for _, sec := range sections {
-		f := strings.Fields(sec.head)
-		if f[0] != "listener" || len(f) < 2 {
+	for _, sec := range conf.Read("mosquitto.conf", data).Sections {
+		if !sec.Listener() {
 			continue
 		}
-		port, err := strconv.Atoi(f[1])
+		port, err := strconv.Atoi(sec.Name())
 		if err != nil || port == 0 {
 			continue
 		}
@@ -188,14 +186,13 @@ func probeTargets(files []generators.File, sp *Spec) []ProbeTarget {
 		if !published {
 			continue
 		}
-		for _, l := range sec.lines {
-			k, v, _ := strings.Cut(l, " ")
+		for _, d := range sec.Directives {
 			switch {
-			case k == "protocol" && v == "websockets":
+			case d.Key == "protocol" && d.Value == "websockets":
 				t.Websockets = true
-			case k == "certfile" || k == "psk_hint":
+			case d.Key == "certfile" || d.Key == "psk_hint":
 				t.TLS = true
-			case k == "require_certificate" && v == "true":
+			case d.Key == "require_certificate" && d.Value == "true":
 				t.ClientCert = true
 			}
 		}

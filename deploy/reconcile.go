@@ -3,10 +3,13 @@ package deploy
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // Action is what an operation does to a resource.
@@ -113,9 +116,9 @@ func Reconcile(d *Desired, o *Observed) *Plan {
 		case s == nil:
 			p.Ops = append(p.Ops, Op{Action: Delete, Kind: KindContainer, Name: c.Name, Service: c.Service, ContainerID: c.ID,
 				Reasons: []string{fmt.Sprintf("service %s is no longer in home.cue", orUnknown(c.Service))}})
-		case c.Name != ContainerName(d.Project, c.Service) && len(byService[c.Service]) > 1:
+		case c.Name != engine.ContainerName(d.Project, c.Service) && len(byService[c.Service]) > 1:
 			p.Ops = append(p.Ops, Op{Action: Delete, Kind: KindContainer, Name: c.Name, Service: c.Service, ContainerID: c.ID,
-				Reasons: []string{fmt.Sprintf("service %s runs one container, %s is extra", c.Service, ContainerName(d.Project, c.Service))}})
+				Reasons: []string{fmt.Sprintf("service %s runs one container, %s is extra", c.Service, engine.ContainerName(d.Project, c.Service))}})
 		}
 	}
 
@@ -151,7 +154,7 @@ func orUnknown(s string) string {
 }
 
 func reconcileService(d *Desired, s Service, o *Observed, containers []Container) []Op {
-	name := ContainerName(d.Project, s.Name)
+	name := engine.ContainerName(d.Project, s.Name)
 	var cur *Container
 	for i := range containers {
 		if containers[i].Name == name || len(containers) == 1 {
@@ -180,7 +183,7 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 	}
 	switch {
 	case !cur.Managed:
-		replace = append(replace, "it was not created by mqttgen (no "+LabelSpecHash+" label)")
+		replace = append(replace, "it was not created by mqttgen (no "+engine.LabelSpecHash+" label)")
 	case cur.SpecHash != s.Hash:
 		op.Changes = specChanges(cur.Spec, &s.Spec)
 		var attrs []string
@@ -262,7 +265,7 @@ func buildReason(s Service, o *Observed) string {
 	case o.Images[img] == "":
 		return fmt.Sprintf("image %s is not on the Docker engine: apply builds it, FROM scratch, from this mqttgen binary (%s)", img, s.Build.ShortDigest())
 	case have == "":
-		return fmt.Sprintf("image %s was not built by mqttgen (no %s label): apply builds it, FROM scratch, from this mqttgen binary (%s)", img, LabelBinaryDigest, s.Build.ShortDigest())
+		return fmt.Sprintf("image %s was not built by mqttgen (no %s label): apply builds it, FROM scratch, from this mqttgen binary (%s)", img, engine.LabelBinaryDigest, s.Build.ShortDigest())
 	}
 	return fmt.Sprintf("the mqttgen binary changed: image %s holds sha256 %s, this mqttgen is %s; apply builds the image again", img, short(have), s.Build.ShortDigest())
 }
@@ -284,8 +287,7 @@ func short(digest string) string {
 
 // engineSwitch says what a change of broker.engine means for the data, or
 // "" when the engine stays. The two brokers keep different databases in
-// the data volume (mosquitto.db, mqttgen-broker.db), neither reading the
-// other's.
+// the data volume (conf.Database), neither reading the other's.
 func engineSwitch(cur *Container, s *Service) string {
 	if cur.Spec == nil || s.Engine() == "" {
 		return ""
@@ -294,7 +296,7 @@ func engineSwitch(cur *Container, s *Service) string {
 	if from == "" || from == to {
 		return ""
 	}
-	db := map[string]string{"mosquitto": "mosquitto.db", "mqttgen": "mqttgen-broker.db"}[from]
+	db := conf.Database(from)
 	if db == "" {
 		db = "database"
 	}
@@ -345,7 +347,7 @@ func fileChanges(old, want []generators.File) []FileChange {
 			out = append(out, fc)
 		}
 	}
-	for _, p := range sortedKeys(byPath) {
+	for _, p := range slices.Sorted(maps.Keys(byPath)) {
 		out = append(out, FileChange{Path: p, Action: Delete, Diff: unifiedDiff(p, byPath[p].Data, nil)})
 	}
 	slices.SortFunc(out, func(a, b FileChange) int { return strings.Compare(a.Path, b.Path) })
@@ -421,7 +423,7 @@ func labelString(m map[string]string) string {
 		return ""
 	}
 	var parts []string
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, fmt.Sprintf("%q = %q", k, m[k]))
 	}
 	return "{ " + strings.Join(parts, ", ") + " }"

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/schema"
 )
@@ -132,7 +133,7 @@ func deployed(d *Desired) *Observed {
 		}
 		o.Containers = append(o.Containers, Container{
 			ID:        "id-" + s.Name,
-			Name:      ContainerName(d.Project, s.Name),
+			Name:      engine.ContainerName(d.Project, s.Name),
 			Service:   s.Name,
 			Image:     sp.Image,
 			ImageID:   "sha256:" + strings.Repeat("1", 64),
@@ -389,27 +390,6 @@ func TestReconcileIsPure(t *testing.T) {
 	Reconcile(d, o).WriteText(&b)
 	if a.String() != b.String() {
 		t.Fatal("two reconciles of the same states differ")
-	}
-}
-
-func TestConfForcesRestart(t *testing.T) {
-	base := "# c\npersistence true\nlog_type error\nallow_anonymous false\n\nlistener 1883\nprotocol mqtt\n"
-	for _, tc := range []struct {
-		name, conf string
-		restart    bool
-	}{
-		{"comment only", strings.Replace(base, "# c", "# other", 1), false},
-		{"log type", strings.Replace(base, "log_type error", "log_type error\nlog_type warning", 1), false},
-		{"anonymous", strings.Replace(base, "allow_anonymous false", "allow_anonymous true", 1), false},
-		{"listener", strings.Replace(base, "listener 1883", "listener 1884", 1), true},
-		{"listener option", strings.Replace(base, "protocol mqtt", "protocol websockets", 1), true},
-		{"user", "user nobody\n" + base, true},
-		{"per listener", "per_listener_settings true\n" + base, true},
-	} {
-		why := confForcesRestart([]byte(base), []byte(tc.conf), reloadedOptions)
-		if (why != "") != tc.restart {
-			t.Errorf("%s: restart %q, want restart=%v", tc.name, why, tc.restart)
-		}
 	}
 }
 

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/mqttgen/mqttgen/backup"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
 	"github.com/mqttgen/mqttgen/secrets"
@@ -95,7 +98,7 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 	if want := s.Spec.Labels[generators.LabelEngine]; m.Broker.Engine != "" && want != "" && m.Broker.Engine != want && !opts.Force {
 		return nil, fmt.Errorf("%s holds the database of broker.engine %q, and home.cue runs %q, which cannot read it; --force restores it anyway", a.Path, m.Broker.Engine, want)
 	}
-	rp := &RestorePlan{Project: d.Project, Archive: a.Path, Manifest: m, Container: ContainerName(d.Project, s.Name), archive: a}
+	rp := &RestorePlan{Project: d.Project, Archive: a.Path, Manifest: m, Container: engine.ContainerName(d.Project, s.Name), archive: a}
 	rp.dataDir = m.Broker.DataDir
 	if rp.dataDir == "" {
 		rp.dataDir = backup.DefaultDataDir
@@ -147,7 +150,7 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 		// emptied and dropped from the manifest, as apply does.
 		for i := range rp.Config {
 			if rp.Config[i].Action == Delete {
-				rp.Config[i].Why = "emptied and dropped from " + manifestName
+				rp.Config[i].Why = "emptied and dropped from " + engine.ManifestName
 			}
 		}
 	}
@@ -161,7 +164,7 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 		if _, err := backup.Flush(ctx, cli, d.Project, cur.ID, 0); err != nil {
 			return nil, fmt.Errorf("ask %s to write its database: %w", cur.Name, err)
 		}
-		if current, err = backup.ReadDir(ctx, cli, cur.ID, rp.dataDir); err != nil {
+		if current, err = readData(ctx, cli, cur.ID, rp.dataDir); err != nil {
 			return nil, fmt.Errorf("read %s of %s: %w", rp.dataDir, cur.Name, err)
 		}
 	}
@@ -222,6 +225,12 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 	return rp, nil
 }
 
+// readData reads the files of a container's data folder.
+func readData(ctx context.Context, cli *client.Client, id, dir string) ([]backup.File, error) {
+	files, _, err := engine.ReadDir(ctx, cli, id, dir)
+	return backup.FromEngine(files), err
+}
+
 func fromGenerators(files []generators.File) []backup.File {
 	out := make([]backup.File, len(files))
 	for i, f := range files {
@@ -246,7 +255,7 @@ func dataChanges(current, want []backup.File) (changes []FileChange, kept []stri
 			changes = append(changes, FileChange{Path: f.Path, Action: Update, Diff: describeData(&o, &f)})
 		}
 	}
-	for _, p := range sortedKeys(have) {
+	for _, p := range slices.Sorted(maps.Keys(have)) {
 		kept = append(kept, p)
 	}
 	return changes, kept
@@ -423,7 +432,8 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 	}
 	writeData := func(ctx context.Context, id string, files []backup.File) error {
 		x.emit(op, "restoring", "Writing %s into %s (owner %d:%d)...", plural(len(files), "file"), rp.dataDir, m.Broker.DataUID, m.Broker.DataGID)
-		return backup.WriteDir(ctx, cli, id, rp.dataDir, fs.FileMode(dirMode), m.Broker.DataUID, m.Broker.DataGID, files)
+		root := engine.File{Mode: fs.FileMode(dirMode), UID: m.Broker.DataUID, GID: m.Broker.DataGID}
+		return engine.WriteDir(ctx, cli, id, rp.dataDir, root, backup.ToEngine(files))
 	}
 
 	start := time.Now()
@@ -487,14 +497,14 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 		return safety, &RestoreError{Cause: err, Safety: safety}
 	}
 	spec := &s.Spec
-	if js := insp.Container.Config.Labels[LabelSpec]; js != "" {
+	if js := insp.Container.Config.Labels[engine.LabelSpec]; js != "" {
 		var sp Spec
 		if json.Unmarshal([]byte(js), &sp) == nil {
 			spec = &sp
 		}
 	}
 	configDir := s.ConfigDir
-	if d := insp.Container.Config.Labels[LabelConfigDir]; d != "" {
+	if d := insp.Container.Config.Labels[engine.LabelConfigDir]; d != "" {
 		configDir = d
 	}
 	oldConfig, err := readFiles(ctx, cli, cur.ID, configDir)
@@ -509,7 +519,7 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 	}
 	// What the broker wrote as it stopped: written back if the restored
 	// broker does not serve.
-	oldData, err := backup.ReadDir(ctx, cli, cur.ID, rp.dataDir)
+	oldData, err := readData(ctx, cli, cur.ID, rp.dataDir)
 	if err == nil {
 		err = writeData(ctx, cur.ID, rp.data)
 	}

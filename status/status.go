@@ -26,6 +26,7 @@ import (
 
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/pki"
@@ -167,7 +168,7 @@ func Gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 	}
 	var cur *deploy.Container
 	for i, c := range o.Containers {
-		if c.Service == generators.BrokerService && (cur == nil || c.Name == deploy.ContainerName(r.Project, c.Service)) {
+		if c.Service == generators.BrokerService && (cur == nil || c.Name == engine.ContainerName(r.Project, c.Service)) {
 			cur = &o.Containers[i]
 		}
 	}
@@ -218,7 +219,7 @@ func engineInfo(ctx context.Context, cli *client.Client) *Engine {
 }
 
 func brokerInfo(ctx context.Context, cli *client.Client, project string, cur *deploy.Container, d *deploy.Desired, now time.Time) *Broker {
-	b := &Broker{Container: deploy.ContainerName(project, generators.BrokerService)}
+	b := &Broker{Container: engine.ContainerName(project, generators.BrokerService)}
 	if d != nil {
 		if s := d.Service(generators.BrokerService); s != nil {
 			b.WantImage = s.Spec.Image
@@ -395,7 +396,7 @@ func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, tim
 		st.Error = "no published listener this host can log in on (a listener that requires client certificates cannot be used)"
 		return st
 	}
-	host := deploy.PublishHost(cli)
+	host := engine.PublishHost(cli)
 	if target.HostIP != "" && target.HostIP != "0.0.0.0" && target.HostIP != "::" {
 		host = target.HostIP
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
 	"github.com/mqttgen/mqttgen/pki"
@@ -307,8 +308,9 @@ func (h *Home) readPEM(p string) ([]byte, error) {
 }
 
 // manifest lists the files the last render wrote, so that a render can
-// remove what the home no longer produces.
-const manifest = ".mqttgen-files"
+// remove what the home no longer produces: the same list deploy keeps in
+// a container.
+const manifest = engine.ManifestName
 
 // LocalBrokerUser is the user Debian's mosquitto runs as.
 const LocalBrokerUser = "mosquitto"

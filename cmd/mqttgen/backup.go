@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/engine"
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -71,7 +72,7 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 			} else if passFile != "" {
 				return errors.New("--passphrase-file without --with-secrets: the archive would hold no secrets to encrypt")
 			}
-			cli, err := deploy.Connect(ctx)
+			cli, err := engine.Connect(ctx)
 			if err != nil {
 				return err
 			}

@@ -37,6 +37,7 @@ import (
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/deploy/deploytest"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -202,7 +203,7 @@ func (c *collector) wait(t *testing.T, what string, want map[string]string) {
 
 func brokerID(t *testing.T, cli *client.Client, project string) (id, started string) {
 	t.Helper()
-	res, err := cli.ContainerInspect(context.Background(), deploy.ContainerName(project, "broker"), client.ContainerInspectOptions{})
+	res, err := cli.ContainerInspect(context.Background(), engine.ContainerName(project, "broker"), client.ContainerInspectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +475,7 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 	os.WriteFile(altered, repackArchive(t, data, "data/mosquitto.db"), 0o600)
 
 	id, started := brokerID(t, cli, h.project)
-	before, err := backup.ReadDir(context.Background(), cli, id, "/mosquitto/data")
+	before, _, err := engine.ReadDir(context.Background(), cli, id, "/mosquitto/data")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +500,7 @@ func testCorrupt(t *testing.T, cli *client.Client, h *opsHome, archive, backups 
 	}
 
 	id2, started2 := brokerID(t, cli, h.project)
-	after, err := backup.ReadDir(context.Background(), cli, id2, "/mosquitto/data")
+	after, _, err := engine.ReadDir(context.Background(), cli, id2, "/mosquitto/data")
 	if err != nil {
 		t.Fatal(err)
 	}

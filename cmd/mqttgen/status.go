@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/status"
 )
 
@@ -31,7 +31,7 @@ $SYS update (every 10 s).`,
 			if err != nil {
 				return err
 			}
-			cli, connErr := deploy.Connect(ctx)
+			cli, connErr := engine.Connect(ctx)
 			if cli != nil {
 				defer cli.Close()
 			}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/mqttgen/mqttgen/engine"
 )
 
 // CleanupProject removes, when the test ends, every container, network and
@@ -14,7 +16,7 @@ func CleanupProject(t testing.TB, cli *client.Client, project string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		f := client.Filters{}.Add("label", "com.docker.compose.project="+project)
+		f := client.Filters{}.Add("label", engine.LabelProject+"="+project)
 		if cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
 			for _, c := range cl.Items {
 				cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})

@@ -18,7 +18,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
-	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/engine"
 )
 
 // MosquittoUID is the uid and gid of user mosquitto in eclipse-mosquitto.
@@ -39,7 +39,7 @@ var hostPrograms = [][2]string{
 // /etc/passwd and /etc/group with user mosquitto 1883:1883, /mosquitto/config,
 // data and log owned by it, the volumes and the command of the real image.
 func MosquittoImage(ctx context.Context, cli *client.Client, tag string) error {
-	var files []deploy.ImageFile
+	var files []engine.ImageFile
 	seen := map[string]bool{}
 	add := func(dst, src string, mode fs.FileMode) error {
 		if seen[dst] {
@@ -50,7 +50,7 @@ func MosquittoImage(ctx context.Context, cli *client.Client, tag string) error {
 		if err != nil {
 			return err
 		}
-		files = append(files, deploy.ImageFile{Path: dst, Mode: mode, Data: data})
+		files = append(files, engine.ImageFile{Path: dst, Mode: mode, Data: data})
 		return nil
 	}
 	for _, prog := range hostPrograms {
@@ -68,14 +68,14 @@ func MosquittoImage(ctx context.Context, cli *client.Client, tag string) error {
 			}
 		}
 	}
-	dir := func(p string, uid int) deploy.ImageFile {
-		return deploy.ImageFile{Path: p, Mode: fs.ModeDir | 0o755, UID: uid, GID: uid}
+	dir := func(p string, uid int) engine.ImageFile {
+		return engine.ImageFile{Path: p, Mode: fs.ModeDir | 0o755, UID: uid, GID: uid}
 	}
 	files = append(files,
-		deploy.ImageFile{Path: "/etc/passwd", Mode: 0o644, Data: []byte(
+		engine.ImageFile{Path: "/etc/passwd", Mode: 0o644, Data: []byte(
 			"root:x:0:0:root:/root:/bin/sh\n" +
 				fmt.Sprintf("mosquitto:x:%d:%d:mosquitto:/var/empty:/sbin/nologin\n", MosquittoUID, MosquittoUID))},
-		deploy.ImageFile{Path: "/etc/group", Mode: 0o644, Data: []byte(
+		engine.ImageFile{Path: "/etc/group", Mode: 0o644, Data: []byte(
 			"root:x:0:\n" + fmt.Sprintf("mosquitto:x:%d:\n", MosquittoUID))},
 		dir("/mosquitto", MosquittoUID),
 		dir("/mosquitto/config", MosquittoUID),
@@ -83,7 +83,7 @@ func MosquittoImage(ctx context.Context, cli *client.Client, tag string) error {
 		dir("/mosquitto/log", MosquittoUID),
 		dir("/tmp", 0),
 	)
-	return deploy.BuildScratchImage(ctx, cli, tag, files, deploy.ImageConfig{
+	return engine.BuildScratchImage(ctx, cli, tag, files, engine.ImageConfig{
 		Env:     []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 		Expose:  []string{"1883"},
 		Volumes: []string{"/mosquitto/data", "/mosquitto/log"},
@@ -117,7 +117,7 @@ func Engine(t testing.TB) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	cli, err := deploy.Connect(ctx)
+	cli, err := engine.Connect(ctx)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true and no Docker engine: %v", err)

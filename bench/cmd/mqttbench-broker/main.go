@@ -27,7 +27,7 @@ import (
 	"syscall"
 
 	"github.com/mqttgen/mqttgen/broker"
-	"github.com/mqttgen/mqttgen/broker/conf"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 func main() {

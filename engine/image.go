@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"archive/tar"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -65,7 +66,7 @@ func BuildScratchImage(ctx context.Context, cli *client.Client, tag string, file
 	if len(cfg.Volumes) > 0 {
 		changes = append(changes, "VOLUME "+jsonList(cfg.Volumes))
 	}
-	for _, k := range sortedKeys(cfg.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(cfg.Labels)) {
 		changes = append(changes, fmt.Sprintf("LABEL %s=%s", strconv.Quote(k), strconv.Quote(cfg.Labels[k])))
 	}
 	if len(cfg.Entrypoint) > 0 {
@@ -125,7 +126,7 @@ func imageTar(files []ImageFile) ([]byte, error) {
 			}
 		}
 	}
-	names := sortedKeys(byPath)
+	names := slices.Sorted(maps.Keys(byPath))
 	slices.SortStableFunc(names, func(a, b string) int { return strings.Count(a, "/") - strings.Count(b, "/") })
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -153,13 +154,4 @@ func imageTar(files []ImageFile) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -283,15 +283,15 @@ func Parse(file string, r io.Reader) (*Config, error) {
 	return p.c, nil
 }
 
-// bridgeOptions are the options that belong to the current `connection`.
-var bridgeOptions = map[string]bool{
+// renderedBridgeOptions are the bridge options mqttgen renders, that belong to the current `connection`.
+var renderedBridgeOptions = map[string]bool{
 	"address": true, "addresses": true, "bridge_protocol_version": true, "remote_clientid": true,
 	"remote_username": true, "remote_password": true, "cleansession": true, "bridge_cafile": true,
 	"bridge_capath": true, "bridge_tls_version": true, "topic": true,
 }
 
-// listenerOptions are the options that belong to the current `listener`.
-var listenerOptions = map[string]bool{
+// renderedListenerOptions are the listener options mqttgen renders, that belong to the current `listener`.
+var renderedListenerOptions = map[string]bool{
 	"protocol": true, "max_connections": true, "certfile": true, "keyfile": true, "cafile": true,
 	"tls_version": true, "require_certificate": true,
 }
@@ -324,15 +324,15 @@ func (p *parser) once(n int, scope, key string) bool {
 }
 
 func (p *parser) option(n int, key, value string) {
-	if p.bridge != nil && bridgeOptions[key] {
+	if p.bridge != nil && renderedBridgeOptions[key] {
 		p.bridgeOption(n, key, value)
 		return
 	}
-	if bridgeOptions[key] {
+	if renderedBridgeOptions[key] {
 		p.errorf(n, "%s is a bridge option: it must follow a `connection NAME` line", key)
 		return
 	}
-	if listenerOptions[key] {
+	if renderedListenerOptions[key] {
 		if p.listener == nil {
 			p.errorf(n, "%s is a listener option: it must follow a `listener PORT [ADDRESS]` line (the default listener of `port` is not supported)", key)
 			return

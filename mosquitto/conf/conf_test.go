@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 

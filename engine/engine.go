@@ -1,4 +1,11 @@
-package deploy
+// Package engine is mqttgen's one speaker of the Docker Engine API: it
+// connects (DOCKER_HOST and the TLS variables, as the docker CLI), knows
+// every label mqttgen and docker compose put on what they create, the names
+// of containers and volumes, finds a project's services, reads and writes
+// files in containers (one tar reader, one tar writer), sends signals,
+// reads logs and builds images. deploy, backup and status speak to the
+// engine through it; it knows nothing of home.cue nor of Mosquitto.
+package engine
 
 import (
 	"context"
@@ -34,9 +41,9 @@ func Connect(ctx context.Context) (*client.Client, error) {
 	return cli, nil
 }
 
-// publishHost is the address published ports are reached at from here: the
-// engine's host for a tcp:// engine, else this machine.
-func publishHost(cli *client.Client) string {
+// PublishHost is the address this host reaches the engine's published
+// ports at: the engine's host for a tcp:// engine, else 127.0.0.1.
+func PublishHost(cli *client.Client) string {
 	u, err := url.Parse(cli.DaemonHost())
 	if err == nil && (u.Scheme == "tcp" || u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" {
 		return u.Hostname()

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mqttgen/mqttgen/broker/conf"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
 // FuzzParse: no input panics, and every accepted file has a listener and
