@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/discovery"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/schema"
 )
@@ -94,10 +94,10 @@ message; configs of other programs (Zigbee2MQTT, Tasmota) are never touched.`,
 // the Docker engine's host (127.0.0.1 for a local engine), or this machine
 // when no engine answers (mqttgen serve).
 func publishedHost(cmd *cobra.Command) string {
-	cli, err := deploy.Connect(cmd.Context())
+	cli, err := engine.Connect(cmd.Context())
 	if err != nil {
 		return "127.0.0.1"
 	}
 	defer cli.Close()
-	return deploy.PublishHost(cli)
+	return engine.PublishHost(cli)
 }
