@@ -1,8 +1,12 @@
-// Package backup makes, verifies and restores backups of a deployed broker:
-// its persistence database (the data volume), the config deployed in its
-// container, and the public certificates of the state directory, read and
-// written through the Docker Engine API so that a remote engine works as a
-// local one.
+// Package backup is mqttgen's backup archive: it makes one of a deployed
+// broker (its persistence database in the data volume, the config deployed
+// in its container with secrets redacted, the public certificates of the
+// state directory, and with --with-secrets the rest encrypted), read
+// through the Docker Engine API (package engine) so that a remote engine
+// works as a local one; it verifies an archive, and gives restore what it
+// writes back (Archive.ConfigFiles, StateFiles). Restoring itself converges
+// the broker like any other change, so it is deploy's (deploy.PlanRestore,
+// deploy.Restore).
 //
 // An archive is <project>-<UTC timestamp>.tar.gz holding manifest.json first,
 // then config/..., data/..., state/... and, with --with-secrets, secrets.enc.

@@ -338,8 +338,8 @@ func (s Spec) hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// service returns the desired service of that name.
-func (d *Desired) service(name string) *Service {
+// Service returns the desired service of that name, or nil.
+func (d *Desired) Service(name string) *Service {
 	for i := range d.Services {
 		if d.Services[i].Name == name {
 			return &d.Services[i]

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
@@ -13,7 +12,7 @@ import (
 // asks for. The probe logs in as the home's first account (any login proves
 // that the broker reads its passwd); the exporter's password is that of
 // monitoring.prometheus.user. The backup apply takes before it replaces the
-// broker goes to backup.dir (see backup.Location). With broker.engine
+// broker goes to backup.dir (workspace.Home.BackupLocation). With broker.engine
 // "mqttgen" the broker's image is built from the mqttgen binary
 // BrokerBinary names, which must be static (InspectBinary).
 func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
@@ -32,27 +31,19 @@ func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, keep := backup.Location(h)
+	dir, keep := h.BackupLocation()
 	in := Input{Config: cfg, Files: files, WorkingDir: h.Dir, Now: now,
 		Backup: &BackupTarget{Dir: dir, Keep: keep, StateDir: h.Secrets.Dir}, Build: build}
 	accounts := cfg.Accounts()
-	password := func(name string) (string, error) {
-		for _, a := range accounts {
-			if a.Name == name {
-				return h.Secrets.Password(a.Name, a.Password)
-			}
-		}
-		return "", fmt.Errorf("no user or device %s", name)
-	}
 	if len(accounts) > 0 {
-		pw, err := password(accounts[0].Name)
+		pw, err := h.AccountPassword(accounts[0].Name)
 		if err != nil {
 			return nil, fmt.Errorf("password of %s: %w", accounts[0].Name, err)
 		}
 		in.Probe = Credentials{Username: accounts[0].Name, Password: pw}
 	}
 	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
-		if in.ExporterPassword, err = password(pr.User); err != nil {
+		if in.ExporterPassword, err = h.AccountPassword(pr.User); err != nil {
 			return nil, fmt.Errorf("monitoring.prometheus.user: %w", err)
 		}
 	}

@@ -104,7 +104,7 @@ func Observe(ctx context.Context, cli *client.Client, project string, d *Desired
 		if oc.ConfigDir == "" && d != nil {
 			// A container compose made from the rendered file has the
 			// files bind-mounted where the desired service expects them.
-			if s := d.service(oc.Service); s != nil {
+			if s := d.Service(oc.Service); s != nil {
 				oc.ConfigDir = s.ConfigDir
 			}
 		}

@@ -16,6 +16,9 @@ import (
 // symbols are Terraform's.
 var symbols = map[Action]string{Create: "  +", Update: "  ~", Replace: "-/+", Delete: "  -"}
 
+// Symbol is the action's mark in a plan: +, ~, -/+ or -.
+func (a Action) Symbol() string { return strings.TrimSpace(symbols[a]) }
+
 var legend = map[Action]string{
 	Create:  "create",
 	Update:  "update in-place (files, then SIGHUP)",
@@ -75,7 +78,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 			}
 		}
 		for _, f := range op.Files {
-			sym := map[Action]string{Create: "+", Update: "~", Delete: "-"}[f.Action]
+			sym := f.Action.Symbol()
 			line := fmt.Sprintf("      %s file %q", sym, f.Path)
 			if f.Mode != "" {
 				line += " (mode " + f.Mode + ")"

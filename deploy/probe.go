@@ -154,10 +154,10 @@ type ProbeTarget struct {
 	ClientCert bool `json:"client_cert,omitempty"`
 }
 
-// probeTargets reads the listeners of a mosquitto.conf and finds the port
+// ProbeTargets reads the listeners of a mosquitto.conf and finds the port
 // each is published on, so that the files and spec of any container, the
 // previous one included, say how to reach it.
-func probeTargets(files []generators.File, sp *Spec) []ProbeTarget {
+func ProbeTargets(files []generators.File, sp *Spec) []ProbeTarget {
 	var data []byte
 	for _, f := range files {
 		if f.Path == "mosquitto.conf" {

@@ -111,7 +111,7 @@ func Reconcile(d *Desired, o *Observed) *Plan {
 
 	// Containers of services home.cue no longer declares, and extra ones.
 	for _, c := range o.Containers {
-		s := d.service(c.Service)
+		s := d.Service(c.Service)
 		switch {
 		case s == nil:
 			p.Ops = append(p.Ops, Op{Action: Delete, Kind: KindContainer, Name: c.Name, Service: c.Service, ContainerID: c.ID,

@@ -473,7 +473,7 @@ func TestCheckCertificates(t *testing.T) {
 func TestProbeTargets(t *testing.T) {
 	conf := []byte("persistence true\n\n# Listener mqtt\nlistener 1883\nprotocol mqtt\n\n# Listener ws\nlistener 9001\nprotocol websockets\ncertfile /x\nrequire_certificate true\n\nlistener 7000\n")
 	sp := &Spec{Ports: []Port{{HostIP: "0.0.0.0", Published: 1884, Target: 1883, Protocol: "tcp"}, {Published: 9001, Target: 9001, Protocol: "tcp"}}}
-	got := probeTargets([]generators.File{{Path: "mosquitto.conf", Data: conf}}, sp)
+	got := ProbeTargets([]generators.File{{Path: "mosquitto.conf", Data: conf}}, sp)
 	want := []ProbeTarget{
 		{Listener: "1884", HostIP: "0.0.0.0", Port: 1884},
 		{Listener: "9001", Port: 9001, TLS: true, Websockets: true, ClientCert: true},

@@ -23,7 +23,6 @@ import (
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
-	"github.com/mqttgen/mqttgen/secrets"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -91,7 +90,7 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 	if m.Project != d.Project && !opts.Force {
 		return nil, fmt.Errorf("%w: %s is a backup of project %q, and home.cue deploys %q; --force restores it anyway", ErrOtherProject, a.Path, m.Project, d.Project)
 	}
-	s := d.service(generators.BrokerService)
+	s := d.Service(generators.BrokerService)
 	if s == nil {
 		return nil, fmt.Errorf("the home has no broker service")
 	}
@@ -327,12 +326,11 @@ func (rp *RestorePlan) WriteText(w io.Writer, now time.Time) error {
 			}
 		}
 	}
-	sym := map[Action]string{Create: "+", Update: "~", Delete: "-"}
 	if len(rp.Data) == 0 {
 		fmt.Fprintf(&b, "      = data %s unchanged\n", rp.dataDir)
 	}
 	for _, c := range rp.Data {
-		fmt.Fprintf(&b, "      %s data %q (%s)\n", sym[c.Action], path.Join(rp.dataDir, c.Path), c.Diff)
+		fmt.Fprintf(&b, "      %s data %q (%s)\n", c.Action.Symbol(), path.Join(rp.dataDir, c.Path), c.Diff)
 	}
 	for _, p := range rp.DataKept {
 		fmt.Fprintf(&b, "      = data %q stays: the archive does not have it, and the API cannot delete it\n", path.Join(rp.dataDir, p))
@@ -341,7 +339,7 @@ func (rp *RestorePlan) WriteText(w io.Writer, now time.Time) error {
 		b.WriteString("      = config unchanged\n")
 	}
 	for _, f := range rp.Config {
-		line := fmt.Sprintf("      %s file %q", sym[f.Action], f.Path)
+		line := fmt.Sprintf("      %s file %q", f.Action.Symbol(), f.Path)
 		if f.Mode != "" {
 			line += " (mode " + f.Mode + ")"
 		}
@@ -422,7 +420,7 @@ func (e *RestoreError) Unwrap() error { return e.Cause }
 // written back. Then the state directory gets the files it lacks.
 func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePlan, opts Options) (safety string, err error) {
 	x := newExecutor(cli, d, &Observed{Project: d.Project}, opts)
-	s := *d.service(generators.BrokerService)
+	s := *d.Service(generators.BrokerService)
 	s.Files = rp.config
 	op := Op{Action: RestoreData, Kind: KindContainer, Name: rp.Container, Service: s.Name, ContainerID: rp.ContainerID}
 	m := rp.Manifest
@@ -593,79 +591,25 @@ func plural(n int, what string) string {
 
 // FromHomeRestoring builds the desired state of a home as it will be once
 // a restore wrote the state files an archive holds (state, paths relative
-// to the state directory) where the state directory lacks them: the home is
-// rendered from a temporary copy of the state directory with those files
-// added, so that a home whose state directory was lost is rendered with the
-// archive's passwords and CA, not with new ones made now. The state
-// directory itself is not written; Restore writes the files once the broker
-// serves the archive.
+// to the state directory) where the state directory lacks them
+// (workspace.Home.WithState). Restore writes the files once the broker
+// serves the archive; the backup apply takes goes to the home's own
+// backup folder.
 func FromHomeRestoring(h *workspace.Home, state []backup.File, now time.Time) (*Desired, error) {
-	tmp, err := os.MkdirTemp("", "mqttgen-restore-state-")
+	files := make([]workspace.StateFile, len(state))
+	for i, f := range state {
+		files[i] = workspace.StateFile{Path: f.Path, Mode: f.Mode, Data: f.Data}
+	}
+	var d *Desired
+	err := h.WithState(files, func(overlay *workspace.Home) error {
+		var err error
+		d, err = FromHome(overlay, now)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o700); err != nil {
-		return nil, err
-	}
-	if err := copyTree(h.Secrets.Dir, tmp); err != nil {
-		return nil, fmt.Errorf("copy the state directory: %w", err)
-	}
-	for _, f := range state {
-		if !fs.ValidPath(f.Path) {
-			continue
-		}
-		p := filepath.Join(tmp, filepath.FromSlash(f.Path))
-		if _, err := os.Lstat(p); err == nil {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(p, f.Data, f.Mode.Perm()|0o600); err != nil {
-			return nil, err
-		}
-	}
-	overlay := &workspace.Home{Dir: h.Dir, Config: h.Config, Warnings: h.Warnings, Secrets: secrets.NewStore(tmp, h.Dir)}
-	overlay.Secrets.ReadFile, overlay.Secrets.Getenv = h.Secrets.ReadFile, h.Secrets.Getenv
-	d, err := FromHome(overlay, now)
-	if err != nil {
-		return nil, err
-	}
-	dir, keep := backup.Location(h)
+	dir, keep := h.BackupLocation()
 	d.Backup = &BackupTarget{Dir: dir, Keep: keep, StateDir: h.Secrets.Dir}
 	return d, nil
-}
-
-// copyTree copies the regular files and folders under src into dst (a
-// missing src copies nothing).
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) && p == src {
-			return filepath.SkipAll
-		}
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case e.IsDir():
-			return os.MkdirAll(target, 0o700)
-		case e.Type().IsRegular():
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			info, err := e.Info()
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, data, info.Mode().Perm())
-		}
-		return nil
-	})
 }

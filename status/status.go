@@ -200,9 +200,9 @@ func gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 		p := deploy.Reconcile(d, o)
 		r.Config.Add, r.Config.Change, r.Config.Destroy = p.Summary()
 		r.Config.Matches = p.Empty()
-		sym := map[deploy.Action]string{deploy.Create: "+", deploy.Update: "~", deploy.Replace: "-/+", deploy.Delete: "-"}
+
 		for _, op := range p.Ops {
-			line := fmt.Sprintf("%s %s %q", sym[op.Action], op.Kind, op.Name)
+			line := fmt.Sprintf("%s %s %q", op.Action.Symbol(), op.Kind, op.Name)
 			if len(op.Reasons) > 0 {
 				line += ": " + op.Reasons[0]
 			}
@@ -318,7 +318,7 @@ func certificates(files []generators.File, now time.Time, cur *deploy.Container,
 }
 
 func lastBackup(h *workspace.Home, now time.Time) Backup {
-	dir, keep := backup.Location(h)
+	dir, keep := h.BackupLocation()
 	b := Backup{Dir: dir, Keep: keep}
 	list, err := backup.List(dir, h.Config.Deploy.Project)
 	if err != nil {
@@ -369,15 +369,11 @@ func sysReader(h *workspace.Home, files []generators.File) (user, password, why 
 		if !mayRead(name) {
 			continue
 		}
-		for _, a := range cfg.Accounts() {
-			if a.Name == name {
-				pw, err := h.Secrets.Password(a.Name, a.Password)
-				if err != nil {
-					return "", "", fmt.Sprintf("%s may read $SYS, but its password: %v", name, err)
-				}
-				return name, pw, ""
-			}
+		pw, err := h.AccountPassword(name)
+		if err != nil {
+			return "", "", fmt.Sprintf("%s may read $SYS, but its password: %v", name, err)
 		}
+		return name, pw, ""
 	}
 	return "", "", `no account may read $SYS/#, so clients and message rates cannot be read: add users: monitor: acl: ["read $SYS/#"] (or monitoring.prometheus and its user) to home.cue, then mqttgen apply`
 }
@@ -402,7 +398,7 @@ func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, tim
 	}
 	st.User = user
 	var target *deploy.ProbeTarget
-	for _, t := range deploy.Targets(cur.Files, cur.Spec) {
+	for _, t := range deploy.ProbeTargets(cur.Files, cur.Spec) {
 		if t.ClientCert {
 			continue
 		}

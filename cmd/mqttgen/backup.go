@@ -13,6 +13,7 @@ import (
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/engine"
+	"github.com/mqttgen/mqttgen/workspace"
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -52,7 +53,7 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 			if err != nil {
 				return err
 			}
-			bdir, bkeep := backup.Location(h)
+			bdir, bkeep := h.BackupLocation()
 			if dir != "" {
 				if bdir, err = filepath.Abs(dir); err != nil {
 					return err
@@ -129,7 +130,7 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "write the archive into `DIR` instead of backup.dir")
-	cmd.Flags().IntVar(&keep, "keep", backup.DefaultKeep, "keep this many archives of the project instead of backup.keep")
+	cmd.Flags().IntVar(&keep, "keep", workspace.DefaultBackupKeep, "keep this many archives of the project instead of backup.keep")
 	cmd.Flags().BoolVar(&withSecrets, "with-secrets", false, "also store private keys and passwords, encrypted with a passphrase")
 	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "read the passphrase from the first line of `FILE` (else $"+backup.PassphraseEnv+")")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")

@@ -1,0 +1,80 @@
+package deploy
+
+import (
+	"context"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/mqttgen/mqttgen/generators"
+)
+
+// rollbackContext outlives the cancellation of ctx (an interrupted apply
+// still restores what it changed), bounded by the time a broker may take.
+func rollbackContext(ctx context.Context, ready time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), ready+30*time.Second)
+}
+
+// missing lists the paths of old that want does not have.
+func missing(old, want []generators.File) []string {
+	var out []string
+	for _, o := range old {
+		found := false
+		for _, w := range want {
+			found = found || w.Path == o.Path
+		}
+		if !found {
+			out = append(out, o.Path)
+		}
+	}
+	return out
+}
+
+// rollbackFiles writes back the files a broker served before an update it
+// does not serve (cause), and signals it again.
+func (x *executor) rollbackFiles(ctx context.Context, op Op, s *Service, cur *Container, oldFiles []generators.File, cause error) error {
+	x.emit(op, "rolling-back", "The broker does not serve the new files (%v); writing back the previous ones...", cause)
+	ae := &ApplyError{Op: op, Cause: cause}
+	// Roll back even when apply was interrupted.
+	ctx, cancel := rollbackContext(ctx, x.opts.ReadyTimeout)
+	defer cancel()
+	rerr := x.copyFiles(ctx, op, cur.ID, s.ConfigDir, oldFiles, missing(s.Files, oldFiles))
+	if rerr == nil {
+		rerr = x.reload(ctx, op, s, cur.ID, oldFiles, &s.Spec, false)
+	}
+	if rerr != nil {
+		ae.RollbackErr = rerr
+	} else {
+		ae.RolledBack = true
+		x.emit(op, "rolled-back", "The broker serves the previous files again")
+	}
+	return ae
+}
+
+// restorePrevious renames the container a replacement set aside back and
+// starts it again when it was running, after a replacement that failed
+// (cause).
+func (x *executor) restorePrevious(ctx context.Context, op Op, s *Service, cur *Container, wasRunning bool, cause error) error {
+	ae := &ApplyError{Op: op, Cause: cause}
+	ctx, cancel := rollbackContext(ctx, x.opts.ReadyTimeout)
+	defer cancel()
+	x.emit(op, "rolling-back", "Restoring the previous container %s...", cur.Name)
+	_, err := x.cli.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: cur.Name})
+	if err == nil && wasRunning {
+		_, err = x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{})
+		if err == nil {
+			sp := cur.Spec
+			if sp == nil {
+				sp = &s.Spec
+			}
+			err = x.waitReady(ctx, op, s, cur.ID, cur.Files, sp, time.Time{}, false)
+		}
+	}
+	if err != nil {
+		ae.RollbackErr = err
+	} else {
+		ae.RolledBack = true
+		x.emit(op, "rolled-back", "The previous container serves again")
+	}
+	return ae
+}
