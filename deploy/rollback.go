@@ -51,6 +51,15 @@ func (x *executor) rollbackFiles(ctx context.Context, op Op, s *Service, cur *Co
 	return ae
 }
 
+// restartPrevious starts a broker that a replacement stopped (or began to
+// stop) under its own name, after the stop or the rename failed.
+func (x *executor) restartPrevious(ctx context.Context, op Op, s *Service, cur *Container, wasRunning bool, cause error) error {
+	if ctx.Err() != nil {
+		cause = ErrInterrupted
+	}
+	return x.restorePrevious(ctx, op, s, cur, wasRunning, cause)
+}
+
 // restorePrevious renames the container a replacement set aside back and
 // starts it again when it was running, after a replacement that failed
 // (cause).
