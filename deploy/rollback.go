@@ -67,8 +67,10 @@ func (x *executor) restorePrevious(ctx context.Context, op Op, s *Service, cur *
 	ae := &ApplyError{Op: op, Cause: cause}
 	ctx, cancel := rollbackContext(ctx, x.opts.ReadyTimeout)
 	defer cancel()
-	x.emit(op, "rolling-back", "Restoring the previous container %s...", cur.Name)
-	_, err := x.cli.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: cur.Name})
+	// Under the service's own name (op.Name), also when cur was itself a
+	// container an earlier, killed apply had set aside.
+	x.emit(op, "rolling-back", "Restoring the previous container as %s...", op.Name)
+	_, err := x.cli.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: op.Name})
 	if err == nil && wasRunning {
 		_, err = x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{})
 		if err == nil {

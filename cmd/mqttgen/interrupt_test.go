@@ -207,3 +207,54 @@ func mustPs(t *testing.T, project string) string {
 	}
 	return string(out)
 }
+
+// TestApplyKilled: mqttgen killed with SIGKILL at every step of a
+// replacement (it cannot undo anything then): the next plan shows exactly
+// what is left, with why, and the next apply converges with nothing lost:
+// the retained message, the persistent session and its queued message.
+func TestApplyKilled(t *testing.T) {
+	h := newInterruptHome(t, "killed")
+	for i, c := range []struct {
+		step  string
+		wants []string // in the next plan
+	}{
+		{"stopping", []string{"-/+ container", "ports"}},
+		{"renaming", []string{"-/+ container", "not running"}},
+		{"creating", []string{"-/+ container", "set aside", "killed before"}},
+		{"starting", []string{"- container \"" + h.project + "-broker-1-previous\"", "set aside", "-/+ container"}},
+		{"removing-previous", []string{"- container \"" + h.project + "-broker-1-previous\"", "Plan: 0 to add, 0 to change, 1 to destroy."}},
+	} {
+		t.Run(c.step, func(t *testing.T) {
+			h.t = t
+			tag := fmt.Sprint("k", i)
+			h.seed(tag)
+			newPort := deploytest.FreePort(t)
+			h.write(newPort)
+			cmd := exec.Command(os.Args[0], "apply", "--auto-approve", h.dir)
+			cmd.Env = append(os.Environ(), killAtEnv+"="+c.step)
+			out, err := cmd.CombinedOutput()
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("apply was not killed at %s: %v\n%s", c.step, err, out)
+			}
+			code, plan := mqttgen(t, "", "plan", "--detailed-exitcode", h.dir)
+			if code != 2 {
+				t.Errorf("plan after the kill: exit %d, want 2\n%s", code, plan)
+			}
+			for _, w := range c.wants {
+				if !strings.Contains(plan, w) {
+					t.Errorf("plan after a kill at %s lacks %q:\n%s", c.step, w, plan)
+				}
+			}
+			if code, out := mqttgen(t, "", "apply", "--auto-approve", h.dir); code != 0 {
+				t.Fatalf("apply after the kill: %s", out)
+			}
+			h.check(tag)
+			if code, out := mqttgen(t, "", "plan", "--detailed-exitcode", h.dir); code != 0 {
+				t.Errorf("not converged: %s", out)
+			}
+			if ps := mustPs(t, h.project); strings.Count(ps, "\n") != 1 {
+				t.Errorf("containers of the project after converging:\n%s", ps)
+			}
+		})
+	}
+}
