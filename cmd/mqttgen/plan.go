@@ -62,6 +62,7 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 			defer cli.Close()
 			p := deploy.Reconcile(d, o)
 			w := cmd.OutOrStdout()
+			needs := deploy.Needs(ctx, cli, d, o, p)
 			if asJSON {
 				err = p.WriteJSON(w)
 			} else {
@@ -69,6 +70,10 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 			}
 			if err != nil {
 				return err
+			}
+			// What apply will need from the engine and its host.
+			for _, n := range needs {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", n)
 			}
 			if out != "" {
 				if err := deploy.Save(out, p, d, h.Dir, h.Secrets.Dir, time.Now()); err != nil {

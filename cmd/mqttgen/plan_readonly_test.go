@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"maps"
 	"os"
 	"path/filepath"
@@ -59,5 +61,49 @@ func TestPlanReadOnly(t *testing.T) {
 		if _, ok := after[f]; !ok {
 			t.Errorf("plan -o did not keep %s, which the saved plan deploys", f)
 		}
+	}
+}
+
+// TestPlanChecksNeeds: plan checks what apply will need from the engine and
+// its host: an image that is not on the engine (and here no registry can
+// be asked) and a published port something else holds are each a warning
+// naming the fix; with the image present and the port free, none.
+func TestPlanChecksNeeds(t *testing.T) {
+	cli := deploytest.Engine(t)
+	ctx := context.Background()
+	tag := deploytest.Tag("needs-mosquitto")
+	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deploytest.RemoveImage(ctx, cli, tag) })
+	taken, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	project := fmt.Sprintf("mqttgen-needs-%d", os.Getpid())
+	write := func(image string, port int) {
+		home := fmt.Sprintf("package home\nbroker: image: %q\nlisteners: mqtt: port: %d\nusers: admin: acl: [\"readwrite #\"]\ndeploy: project: %q\n", image, port, project)
+		if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	absent := "mqttgen-test/absent:" + fmt.Sprint(os.Getpid())
+	write(absent, busy)
+	_, out := mqttgen(t, "", "plan", dir)
+	for _, want := range []string{
+		"warning: image " + absent + " is not on the Docker engine, and the registry cannot be asked for it",
+		"docker load (or build) it first",
+		fmt.Sprintf("warning: port %d on every address of the engine's host is in use", busy),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	write(tag, deploytest.FreePort(t))
+	if _, out := mqttgen(t, "", "plan", dir); strings.Contains(out, "warning:") {
+		t.Errorf("a warning with the image present and the port free:\n%s", out)
 	}
 }
