@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
