@@ -250,6 +250,9 @@ func (x *executor) updateService(ctx context.Context, op Op) error {
 	}
 	oldFiles := cur.Files
 	x.checkpoint(ctx, op, "copying")
+	if ctx.Err() != nil {
+		return &ApplyError{Op: op, Cause: ErrInterrupted, RolledBack: true}
+	}
 	if err := x.copyFiles(context.WithoutCancel(ctx), op, cur.ID, s.ConfigDir, s.Files, missing(oldFiles, s.Files)); err != nil {
 		return err
 	}

@@ -200,6 +200,47 @@ func TestApplyInterrupted(t *testing.T) {
 	}
 }
 
+// TestApplyInterruptedUpdate: SIGINT before the files are copied, or with
+// them copied but not yet read by the broker: the previous files serve
+// again, plan still shows the update, and the next apply does it.
+func TestApplyInterruptedUpdate(t *testing.T) {
+	h := newInterruptHome(t, "interrupt-update")
+	defer func() { applyCheckpoint = nil }()
+	base, err := os.ReadFile(filepath.Join(h.dir, "home.cue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []string{"copying", "reloading"} {
+		t.Run(step, func(t *testing.T) {
+			h.t = t
+			tag := fmt.Sprint("u", i)
+			h.seed(tag)
+			device := fmt.Sprintf("devices: \"d%d\": publishes: [\"state\"]\n", i)
+			os.WriteFile(filepath.Join(h.dir, "home.cue"), append(append([]byte{}, base...), device...), 0o644)
+			var seen atomic.Bool
+			applyCheckpoint = func(op deploy.Op, s string) {
+				if s == step && !seen.Swap(true) {
+					syscall.Kill(os.Getpid(), syscall.SIGINT)
+					time.Sleep(300 * time.Millisecond)
+				}
+			}
+			code, out := mqttgen(t, "", "apply", "--auto-approve", h.dir)
+			applyCheckpoint = nil
+			if code != 130 || !strings.Contains(out, "it was undone; now the broker "+h.project+"-broker-1 is running") {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			if code, out := mqttgen(t, "", "plan", "--detailed-exitcode", h.dir); code != 2 || !strings.Contains(out, "~ container") {
+				t.Errorf("plan does not show the update left: %d\n%s", code, out)
+			}
+			if code, out := mqttgen(t, "", "apply", "--auto-approve", h.dir); code != 0 {
+				t.Fatalf("apply after the interruption: %s", out)
+			}
+			h.check(tag)
+			base, _ = os.ReadFile(filepath.Join(h.dir, "home.cue"))
+		})
+	}
+}
+
 func mustPs(t *testing.T, project string) string {
 	out, err := exec.Command("docker", "ps", "-a", "--filter", "label=com.docker.compose.project="+project, "--format", "{{.Names}} {{.State}}").CombinedOutput()
 	if err != nil {
