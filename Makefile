@@ -42,7 +42,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-# testmqtt for the conformance test (broker/conformance_test.go), built in a
+# testmqtt for the conformance test (integration/brokerdiff/conformance_test.go), built in a
 # scratch module: it is a tool of the tests, not a dependency in go.mod.
 bin/testmqtt:
 	@set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
@@ -74,7 +74,7 @@ bench: deps build
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	$(GO) build -o bin/mqttbench ./cmd/mqttbench
-	$(GO) build -o bin/mqttbench-broker ./bench/cmd/mqttbench-broker
+	$(GO) build -o bin/mqttbench-broker ./cmd/mqttbench-broker
 	taskset -c 0 bin/mqttbench run -mqttgen $(BIN) -results bench/results $(BENCH_FLAGS)
 
 clean:

@@ -23,7 +23,7 @@ import (
 // Config is one benchmark run.
 type Config struct {
 	// Mqttgen is the mqttgen binary to render with and to run the bundled
-	// broker from; ProfileBroker is bench/cmd/mqttbench-broker, the bundled
+	// broker from; ProfileBroker is cmd/mqttbench-broker, the bundled
 	// broker with a profiling endpoint (used with Profile).
 	Mqttgen, ProfileBroker string
 	// Results is the folder the report goes to; Date names its files.

@@ -17,6 +17,7 @@ import (
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/internal/human"
 )
 
 // ensureBuilt builds the bundled broker's image (BuildBrokerImage) unless
@@ -38,7 +39,7 @@ func (x *executor) ensureBuilt(ctx context.Context, op Op, s *Service) error {
 	if err != nil {
 		return err
 	}
-	x.emit(op, "built", "Built image %s [id=%s] in %s", ref, shortID(img.ID), time.Since(start).Round(100*time.Millisecond))
+	x.emit(op, "built", "Built image %s [id=%s] in %s", ref, engine.ShortID(img.ID), time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
@@ -71,7 +72,7 @@ func (x *executor) createNetwork(ctx context.Context, op Op) error {
 	if err != nil {
 		return err
 	}
-	x.emit(op, "created", "Created [id=%s]", shortID(res.ID))
+	x.emit(op, "created", "Created [id=%s]", engine.ShortID(res.ID))
 	return nil
 }
 
@@ -284,22 +285,11 @@ func (x *executor) backupBefore(ctx context.Context, op Op, cur *Container, reas
 	if err != nil {
 		return fmt.Errorf("the backup before replacing the broker failed: %w", err)
 	}
-	x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, ByteSize(res.Size))
+	x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, human.Bytes(res.Size))
 	if len(res.Removed) > 0 {
 		x.emit(op, "backed-up", "Removed %s (apply and restore keep their newest %d; backup.keep counts only mqttgen backup's)", plural(len(res.Removed), "older automatic archive"), backup.AutomaticKeep)
 	}
 	return nil
-}
-
-// ByteSize is a size for people.
-func ByteSize(n int64) string {
-	switch {
-	case n < 1024:
-		return fmt.Sprintf("%d B", n)
-	case n < 1024*1024:
-		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/1024/1024)
 }
 
 // replaceService stops the current container, keeps it aside under another

@@ -199,8 +199,8 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 		replace = append(replace, strings.Join(attrs, ", ")+" changed, which only a new container can have")
 	}
 	if id := o.Images[s.Spec.Image]; id != "" && cur.ImageID != "" && id != cur.ImageID && cur.SpecHash == s.Hash {
-		replace = append(replace, fmt.Sprintf("image %s now is %s, the container runs %s", s.Spec.Image, shortID(id), shortID(cur.ImageID)))
-		op.Changes = append(op.Changes, Change{Attr: "image_id", Old: shortID(cur.ImageID), New: shortID(id)})
+		replace = append(replace, fmt.Sprintf("image %s now is %s, the container runs %s", s.Spec.Image, engine.ShortID(id), engine.ShortID(cur.ImageID)))
+		op.Changes = append(op.Changes, Change{Attr: "image_id", Old: engine.ShortID(cur.ImageID), New: engine.ShortID(id)})
 	}
 	if build != "" {
 		replace = append(replace, build)
@@ -312,14 +312,6 @@ func engineSwitch(cur *Container, s *Service) string {
 	}
 	return fmt.Sprintf("broker.engine changes from %s to %s, which only a new container can run: %s does not read %s database (%s), so retained messages, persistent sessions and queued messages do NOT carry over (%s stays in the data volume, as it is now, and is read again after a switch back)",
 		from, to, engineName(to), owner, db, db)
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	return id
 }
 
 // fileData is the content of p among files, nil when it is not there.

@@ -23,6 +23,7 @@ import (
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/internal/atomicfile"
+	"github.com/mqttgen/mqttgen/internal/human"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -262,7 +263,7 @@ func dataChanges(current, want []backup.File) (changes []FileChange, kept []stri
 
 func describeData(old, new *backup.File) string {
 	desc := func(f *backup.File) string {
-		return fmt.Sprintf("%s, %s", ByteSize(int64(len(f.Data))), digest(f.Data))
+		return fmt.Sprintf("%s, %s", human.Bytes(int64(len(f.Data))), digest(f.Data))
 	}
 	if old == nil {
 		return desc(new)
@@ -280,7 +281,7 @@ func (rp *RestorePlan) WriteText(w io.Writer, now time.Time) error {
 	var b strings.Builder
 	m := rp.Manifest
 	fmt.Fprintf(&b, "Archive %s\n", rp.Archive)
-	what := fmt.Sprintf("  made %s (%s ago)", m.Created.UTC().Format("2006-01-02 15:04:05 UTC"), ago(now.Sub(m.Created)))
+	what := fmt.Sprintf("  made %s (%s ago)", m.Created.UTC().Format("2006-01-02 15:04:05 UTC"), human.Duration(now.Sub(m.Created)))
 	if m.Reason != "" {
 		what += " by " + m.Reason
 	}
@@ -370,18 +371,6 @@ func (rp *RestorePlan) WriteText(w io.Writer, now time.Time) error {
 	b.WriteString("Clients are disconnected while the broker restarts. Retained messages, sessions and\nqueued messages become the archive's: what the broker received since is lost.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func ago(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }
 
 // RestoreError is a failed restore, after its rollback.
@@ -488,7 +477,7 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 			return "", &RestoreError{Cause: fmt.Errorf("the backup before the restore failed, nothing was changed: %w", err)}
 		}
 		safety = res.Path
-		x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, ByteSize(res.Size))
+		x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, human.Bytes(res.Size))
 	}
 	insp, err := cli.ContainerInspect(ctx, cur.ID, client.ContainerInspectOptions{})
 	if err != nil {

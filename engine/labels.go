@@ -53,3 +53,13 @@ func ContainerNumber(name string) int {
 	n, _ := strconv.Atoi(name[i+1:])
 	return n
 }
+
+// ShortID is an engine id (container, image, network) as docker shows it:
+// its first 12 hex digits.
+func ShortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return id
+}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
-	"go.yaml.in/yaml/v4"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/mqttgen/mqttgen/schema"
 )

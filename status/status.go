@@ -28,6 +28,7 @@ import (
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/internal/human"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/pki"
 	"github.com/mqttgen/mqttgen/workspace"
@@ -555,10 +556,10 @@ func (r *Report) WriteText(w io.Writer) error {
 				state += " (" + br.Health + ")"
 			}
 			if br.State == "running" {
-				state += ", up " + duration(time.Duration(br.UptimeSec)*time.Second)
+				state += ", up " + human.Duration(time.Duration(br.UptimeSec)*time.Second)
 			}
 			line("broker", "%s: %s, %d restarts", br.Container, state, br.RestartCount)
-			img := fmt.Sprintf("%s (%s)", br.Image, shortID(br.ImageID))
+			img := fmt.Sprintf("%s (%s)", br.Image, engine.ShortID(br.ImageID))
 			if br.WantImage != "" && br.WantImage != br.Image {
 				img += ", home.cue asks for " + br.WantImage
 			}
@@ -577,7 +578,7 @@ func (r *Report) WriteText(w io.Writer) error {
 				floatOr(st.ReceivedPerMin), floatOr(st.SentPerMin), intOr(st.Retained), intOr(st.Subscriptions))
 			asOf := "as of the broker's last $SYS update"
 			if !st.AsOf.IsZero() {
-				asOf = fmt.Sprintf("as the broker published them %s ago (it updates $SYS every 10 s)", duration(max(0, r.Time.Sub(st.AsOf))))
+				asOf = fmt.Sprintf("as the broker published them %s ago (it updates $SYS every 10 s)", human.Duration(max(0, r.Time.Sub(st.AsOf))))
 			}
 			line("", "from $SYS as %s on %s (%s), %s", st.User, st.URL, st.Version, asOf)
 		}
@@ -600,7 +601,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	case bk.Count == 0:
 		line("last backup", "none in %s (mqttgen backup makes one)", bk.Dir)
 	default:
-		line("last backup", "%s ago: %s (%d archives, keep %d)", duration(time.Duration(bk.AgeSec)*time.Second), bk.Newest, bk.Count, bk.Keep)
+		line("last backup", "%s ago: %s (%d archives, keep %d)", human.Duration(time.Duration(bk.AgeSec)*time.Second), bk.Newest, bk.Count, bk.Keep)
 	}
 	cf := r.Config
 	switch {
@@ -631,25 +632,4 @@ func floatOr(p *float64) string {
 		return "?"
 	}
 	return strconv.FormatFloat(*p, 'f', 1, 64)
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	return id
-}
-
-// duration is an age or uptime for people: 42s, 5m12s, 3h04m, 12 days.
-func duration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%d days", int(d.Hours()/24))
 }

@@ -6,7 +6,7 @@
 //	mqttbench compare [-broker bundled] BEFORE.json AFTER.json
 //
 // It pins itself to -load-cpu. With -profile DIR the bundled broker runs
-// as bench/cmd/mqttbench-broker (-profile-broker) with a profiling
+// as cmd/mqttbench-broker (-profile-broker) with a profiling
 // endpoint, and CPU and heap profiles are written into DIR.
 package main
 
@@ -51,7 +51,7 @@ func main() {
 	scenarioReps := fs.Int("scenario-reps", 2, "runs of each scenario on each broker (combined; the order alternates)")
 	n := fs.Int("n", 10, "publishers (fan-in, pairs) or subscribers (fan-out) per scenario")
 	profile := fs.String("profile", "", "run the bundled broker profiled; write CPU and heap profiles into this folder")
-	profBroker := fs.String("profile-broker", "bin/mqttbench-broker", "the profiled broker binary (go build ./bench/cmd/mqttbench-broker)")
+	profBroker := fs.String("profile-broker", "bin/mqttbench-broker", "the profiled broker binary (go build ./cmd/mqttbench-broker)")
 	waitIdle := fs.Duration("wait-idle", 20*time.Minute, "wait this long at most for other heavy processes (go test, go builds) to end")
 	inflight := fs.Int("inflight", 10, "QoS 1 and 2 PUBLISH unacknowledged per publisher, at most (Mosquitto's max_inflight_messages)")
 	onlyBroker := fs.String("broker", "", "run the scenarios against this broker alone: mosquitto or bundled (investigation, profiling)")

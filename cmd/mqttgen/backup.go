@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/backup"
-	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/engine"
+	"github.com/mqttgen/mqttgen/internal/human"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -98,7 +98,7 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 			}
 			m := res.Manifest
 			fmt.Fprintf(w, "Wrote %s (%s): %s, %s, %s, each with its SHA-256 in %s\n",
-				res.Path, deploy.ByteSize(res.Size), count(res.ConfigFiles, "config file"), count(res.DataFiles, "data file"), count(res.StateFiles, "state file"), backup.ManifestName)
+				res.Path, human.Bytes(res.Size), count(res.ConfigFiles, "config file"), count(res.DataFiles, "data file"), count(res.StateFiles, "state file"), backup.ManifestName)
 			if m.Secrets != nil {
 				fmt.Fprintf(w, "Secrets (%s) are in %s, encrypted with %s\n", strings.Join(m.Secrets.Entries, ", "), backup.SecretsName, m.Secrets.Cipher)
 			}

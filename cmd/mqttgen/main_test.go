@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -30,8 +29,10 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI scenarios in testdata/script.
 func TestScripts(t *testing.T) {
+	t.Cleanup(removeScriptImage)
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Cmds: scriptCmds,
+		Dir:  "testdata/script",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("MQTTGEN_STATE", "")
 			return nil
@@ -40,7 +41,7 @@ func TestScripts(t *testing.T) {
 			if cond == "root" {
 				return os.Geteuid() == 0, nil
 			}
-			return false, fmt.Errorf("unknown condition %q", cond)
+			return scriptCondition(cond)
 		},
 	})
 }

@@ -1,4 +1,4 @@
-package broker_test
+package brokerdiff
 
 // Conformance: testmqtt (github.com/bromq-dev/testmqtt v0.1.1, FACTS.md)
 // against the bundled broker started from a rendered home, MQTT 5 and
@@ -112,7 +112,7 @@ func testmqttPath(t *testing.T) string {
 		}
 		return p
 	}
-	p, _ := filepath.Abs(filepath.Join("..", "bin", "testmqtt"))
+	p, _ := filepath.Abs(filepath.Join("..", "..", "bin", "testmqtt"))
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
