@@ -19,6 +19,12 @@ import (
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
+// ProbeLogin logs in to one listener as apply's readiness check does, and
+// out again cleanly.
+func ProbeLogin(host string, t ProbeTarget, cred Credentials) error {
+	return probeTarget(host, t, cred, true)
+}
+
 // errRefused says the broker answered but refused the login.
 var errRefused = errors.New("refused the login")
 

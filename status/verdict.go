@@ -8,7 +8,6 @@ import (
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
-	"github.com/mqttgen/mqttgen/schema"
 )
 
 // The exit codes of mqttgen status, for monitors (1 is left to errors of
@@ -77,7 +76,7 @@ func accessControl(cur *deploy.Container) string {
 		eng = cur.Spec.Labels[generators.LabelEngine]
 	}
 	consequence := "Mosquitto 2.0 runs without access control (every client may read and write every topic, a device may command another), and 2.1 quits at its next start or reload"
-	if eng == schema.EngineMqttgen {
+	if eng == "mqttgen" { // schema.EngineMqttgen, the label's value
 		consequence = "the bundled broker keeps the rules it had before, and will not start again with these files"
 	}
 	for _, f := range cur.Files {

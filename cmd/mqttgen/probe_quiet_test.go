@@ -1,10 +1,9 @@
-package deploy
+package main
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,30 +12,23 @@ import (
 	"time"
 
 	"github.com/mqttgen/mqttgen/broker"
+	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/deploy/deploytest"
 	"github.com/mqttgen/mqttgen/mosquitto/passwd"
 )
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuffer struct {
+type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *lockedBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *lockedBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -48,7 +40,7 @@ func (s *syncBuffer) String() string {
 // socket before its DISCONNECT was sent).
 func TestReadinessProbeQuiet(t *testing.T) {
 	dir := t.TempDir()
-	mqttPort, wsPort := freePort(t), freePort(t)
+	mqttPort, wsPort := deploytest.FreePort(t), deploytest.FreePort(t)
 	hash, err := passwd.Hash("probe-password", 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +58,7 @@ func TestReadinessProbeQuiet(t *testing.T) {
 	// drop to the mosquitto user.
 	conf := write("mosquitto.conf", fmt.Sprintf("user root\nallow_anonymous false\npassword_file %s\nacl_file %s\nlistener %d 127.0.0.1\nprotocol mqtt\nlistener %d 127.0.0.1\nprotocol websockets\n",
 		filepath.Join(dir, "passwd"), filepath.Join(dir, "acl"), mqttPort, wsPort))
-	var log syncBuffer
+	var log lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
 	done := make(chan error, 1)
@@ -82,9 +74,9 @@ func TestReadinessProbeQuiet(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("broker: %v\n%s", err, log.String())
 	}
-	cred := Credentials{Username: "admin", Password: "probe-password"}
-	for _, target := range []ProbeTarget{{Listener: "mqtt", Port: mqttPort}, {Listener: "ws", Port: wsPort, Websockets: true}} {
-		if err := probeTarget("127.0.0.1", target, cred, true); err != nil {
+	cred := deploy.Credentials{Username: "admin", Password: "probe-password"}
+	for _, target := range []deploy.ProbeTarget{{Listener: "mqtt", Port: mqttPort}, {Listener: "ws", Port: wsPort, Websockets: true}} {
+		if err := deploy.ProbeLogin("127.0.0.1", target, cred); err != nil {
 			t.Fatal(err)
 		}
 	}
