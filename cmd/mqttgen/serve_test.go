@@ -14,6 +14,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqttgen/mqttgen/deploy/deploytest"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -128,12 +129,7 @@ func TestServeSaysServingOnceBound(t *testing.T) {
 // (init's mqtt.home.arpa before the house's DNS knows it), discovery publish
 // says so and publishes through the published address instead of failing.
 func TestDiscoveryPublishedAddress(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := deploytest.FreePort(t)
 	dir := t.TempDir()
 	home := fmt.Sprintf(`package home
 broker: hostname: "mqtt.invalid"
