@@ -121,7 +121,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			ts.Check(err)
 			ts.Setenv("ENGINE_PORT", strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 			l.Close()
-			ts.Defer(func() { cleanupProject(cli, project) })
+			ts.Defer(func() { deploytest.RemoveProject(cli, project) })
 		}
 		broker := fmt.Sprintf("broker: image: %q", scriptEngine.tag)
 		devices := `devices: sensor: publishes: ["temperature"]`
@@ -176,26 +176,4 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 			}
 		}
 	},
-}
-
-// cleanupProject removes every container, network and volume of project.
-func cleanupProject(cli *client.Client, project string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	f := client.Filters{}.Add("label", engine.LabelProject+"="+project)
-	if cl, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f}); err == nil {
-		for _, c := range cl.Items {
-			cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-		}
-	}
-	if nl, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
-		for _, n := range nl.Items {
-			cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-		}
-	}
-	if vl, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f}); err == nil {
-		for _, v := range vl.Items {
-			cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
-		}
-	}
 }
