@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -219,7 +220,9 @@ func (x *executor) createService(ctx context.Context, op Op) error {
 	if _, rerr := x.cli.ContainerRemove(wctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil {
 		return &ApplyError{Op: op, Cause: err, RollbackErr: rerr}
 	}
-	return &ApplyError{Op: op, Cause: err, RolledBack: true}
+	// Interrupted, the creation is undone; failed, there was no previous
+	// configuration to roll back to.
+	return &ApplyError{Op: op, Cause: err, RolledBack: errors.Is(err, ErrInterrupted)}
 }
 
 func (x *executor) startAndWait(ctx context.Context, op Op, s *Service, id string) error {

@@ -57,7 +57,29 @@ func (x *executor) restartPrevious(ctx context.Context, op Op, s *Service, cur *
 	if ctx.Err() != nil {
 		cause = ErrInterrupted
 	}
-	return x.restorePrevious(ctx, op, s, cur, wasRunning, cause)
+	ae := &ApplyError{Op: op, Cause: cause}
+	ctx, cancel := rollbackContext(ctx, x.opts.ReadyTimeout)
+	defer cancel()
+	if !wasRunning {
+		ae.RolledBack = true
+		return ae
+	}
+	x.emit(op, "rolling-back", "Starting the previous container %s again...", cur.Name)
+	_, err := x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{})
+	if err == nil {
+		sp := cur.Spec
+		if sp == nil {
+			sp = &s.Spec
+		}
+		err = x.waitReady(ctx, op, s, cur.ID, cur.Files, sp, time.Time{}, false)
+	}
+	if err != nil {
+		ae.RollbackErr = err
+	} else {
+		ae.RolledBack = true
+		x.emit(op, "rolled-back", "The previous container serves again")
+	}
+	return ae
 }
 
 // restorePrevious renames the container a replacement set aside back and
