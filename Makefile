@@ -7,12 +7,20 @@ APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt systemd chromium
 BIN     := bin/mqttgen
 EXAMPLE ?= examples/minimal
 
-.PHONY: all build run test deps vet fuzz clean bench
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build install run test deps vet fuzz clean bench
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/mqttgen
+
+# mqttgen where the backup units and the crontab line render expects it:
+# $(PREFIX)/bin/mqttgen, /usr/local/bin/mqttgen by default (generators.InstalledBinary).
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mqttgen
 
 # The main job on the example: check it, render the broker's files into ./out,
 # and run the bundled broker on them in the foreground (no Docker; Ctrl-C stops).

@@ -65,6 +65,8 @@ type Manifest struct {
 	Created time.Time `json:"created"`
 	// Reason says who made it: "mqttgen backup", "before apply", ...
 	Reason string `json:"reason,omitempty"`
+	// Kind is KindManual or KindAutomatic: each kind has its own retention.
+	Kind   string `json:"kind,omitempty"`
 	Broker Broker `json:"broker"`
 	// Entries are the archive's entries after the manifest, in order.
 	Entries []Entry `json:"entries"`
@@ -582,9 +584,71 @@ func List(dir, project string) ([]Info, error) {
 	return out, nil
 }
 
-// Prune keeps the newest keep archives of project in dir and removes the
-// others, except those in protect. It returns the paths removed.
+// The kinds of archive, each with its own retention: a deliberate backup
+// (by hand or on backup.schedule) is never removed to make room for the
+// automatic ones apply and restore take, and the other way round.
+const (
+	KindManual    = "manual"
+	KindAutomatic = "automatic"
+)
+
+// AutomaticKeep is how many of apply's and restore's own archives are
+// kept: enough to undo the last few replacements, bounded so that a day of
+// port changes does not fill the disk.
+const AutomaticKeep = 5
+
+// KindOf is the kind of an archive of manifest m; archives made before
+// kinds were recorded are told by their reason.
+func KindOf(m *Manifest) string {
+	switch {
+	case m.Kind != "":
+		return m.Kind
+	case strings.HasPrefix(m.Reason, "apply"), strings.HasPrefix(m.Reason, "restore"):
+		return KindAutomatic
+	}
+	return KindManual
+}
+
+// ReadManifest reads the manifest of the archive at p, its first entry,
+// without verifying the rest (Open does that).
+func ReadManifest(p string) (*Manifest, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(zr)
+	h, err := tr.Next()
+	if err != nil {
+		return nil, err
+	}
+	if h.Name != ManifestName || h.Size > 16<<20 {
+		return nil, fmt.Errorf("%s: the first entry is not %s", p, ManifestName)
+	}
+	var m Manifest
+	if err := json.NewDecoder(tr).Decode(&m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Prune keeps the newest keep deliberate archives of project in dir and
+// removes the older deliberate ones (see PruneKind).
 func Prune(dir, project string, keep int, protect ...string) ([]string, error) {
+	return PruneKind(dir, project, KindManual, keep, protect...)
+}
+
+// PruneKind keeps the newest keep archives of project of that kind in dir
+// and removes the older ones of that kind, except those in protect and the
+// newest archive with secrets (of any kind: without it a lost state
+// directory cannot be rebuilt). Archives of the other kind are neither
+// counted nor removed; a file whose manifest cannot be read counts as
+// deliberate. It returns the paths removed.
+func PruneKind(dir, project, kind string, keep int, protect ...string) ([]string, error) {
 	if keep < 1 {
 		return nil, fmt.Errorf("keep %d: at least one archive must be kept", keep)
 	}
@@ -593,7 +657,23 @@ func Prune(dir, project string, keep int, protect ...string) ([]string, error) {
 		return nil, err
 	}
 	var removed []string
-	for _, info := range list[min(keep, len(list)):] {
+	newestSecrets := ""
+	n := 0
+	for _, info := range list {
+		k, secrets := KindManual, false
+		if m, err := ReadManifest(info.Path); err == nil {
+			k, secrets = KindOf(m), m.Secrets != nil
+		}
+		keepSecrets := secrets && newestSecrets == ""
+		if keepSecrets {
+			newestSecrets = info.Path
+		}
+		if k != kind {
+			continue
+		}
+		if n++; n <= keep || keepSecrets {
+			continue
+		}
 		if slices.ContainsFunc(protect, func(p string) bool { return sameFile(p, info.Path) }) {
 			continue
 		}

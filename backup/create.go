@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -99,6 +100,10 @@ type Options struct {
 	ContainerID string
 	// Reason is recorded in the manifest.
 	Reason string
+	// Automatic marks apply's and restore's own archives (KindAutomatic):
+	// Keep then counts those only, and deliberate archives are never
+	// removed for them.
+	Automatic bool
 	// FlushTimeout bounds the wait for the database after SIGUSR1
 	// (default 30s).
 	FlushTimeout time.Duration
@@ -108,17 +113,30 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Result is a written archive.
+// Result is a written archive; as JSON (backup --json) its fields are
+// snake_case, as every --json of mqttgen.
 type Result struct {
-	Path     string
-	Size     int64
-	Manifest *Manifest
+	Path     string    `json:"path"`
+	Size     int64     `json:"size"`
+	Kind     string    `json:"kind"`
+	Manifest *Manifest `json:"manifest"`
 	// Removed are the older archives retention removed.
-	Removed []string
+	Removed []string `json:"removed"`
 	// FlushTook is how long the broker took to write its database.
-	FlushTook time.Duration
+	FlushTook time.Duration `json:"-"`
 	// Counts of what the archive holds.
-	ConfigFiles, DataFiles, StateFiles int
+	ConfigFiles int `json:"config_files"`
+	DataFiles   int `json:"data_files"`
+	StateFiles  int `json:"state_files"`
+}
+
+// MarshalJSON adds flush_seconds, the duration in seconds.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	return json.Marshal(struct {
+		plain
+		FlushSeconds float64 `json:"flush_seconds"`
+	}{plain(r), r.FlushTook.Seconds()})
 }
 
 // Create backs up the project's broker without stopping it: it sends
@@ -151,7 +169,11 @@ func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{Project: opts.Project, Reason: opts.Reason, Broker: Broker{
+	kind := KindManual
+	if opts.Automatic {
+		kind = KindAutomatic
+	}
+	m := &Manifest{Project: opts.Project, Reason: opts.Reason, Kind: kind, Broker: Broker{
 		Container: t.Name, ID: t.ID, Image: t.Image, ImageID: t.ImageID, Engine: t.Engine, State: t.State,
 		ConfigDir: t.ConfigDir, DataDir: t.DataDir,
 	}}
@@ -232,7 +254,7 @@ func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, err
 	files = append(files, state...)
 	secrets = append(secrets, stateSecrets...)
 	m.Omitted = append(m.Omitted, omitted...)
-	res := &Result{FlushTook: took, Manifest: m, ConfigFiles: len(config), DataFiles: len(data), StateFiles: len(state) + len(stateSecrets)}
+	res := &Result{Kind: kind, FlushTook: took, Manifest: m, ConfigFiles: len(config), DataFiles: len(data), StateFiles: len(state) + len(stateSecrets)}
 
 	// Name the archive by the second it is written; a second archive in the
 	// same second waits for the next.
@@ -260,7 +282,7 @@ func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, err
 		break
 	}
 	if opts.Keep > 0 {
-		removed, err := Prune(opts.Dir, opts.Project, opts.Keep, append(opts.Protect, res.Path)...)
+		removed, err := PruneKind(opts.Dir, opts.Project, kind, opts.Keep, append(opts.Protect, res.Path)...)
 		res.Removed = removed
 		if err != nil {
 			return res, fmt.Errorf("the archive is written (%s), but removing older ones failed: %w", res.Path, err)

@@ -20,6 +20,9 @@ type RunOptions struct {
 	// MetricsListen serves Prometheus' /metrics on this address (see
 	// Options); "" serves none.
 	MetricsListen string
+	// Started, when set, is called once every listener is bound: what
+	// says "serving" says it only then.
+	Started func()
 }
 
 // Run reads the configuration at path and runs the broker in the
@@ -52,6 +55,9 @@ func Run(ctx context.Context, path string, o RunOptions) error {
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
+	}
+	if o.Started != nil {
+		o.Started()
 	}
 	for {
 		select {

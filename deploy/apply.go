@@ -33,7 +33,22 @@ type Options struct {
 	StopTimeout time.Duration
 	// Events receives each step; nil drops them.
 	Events func(Event)
+	// Checkpoint, for tests, is called at each point where an operation
+	// looks for an interruption, with the step about to begin (stopping,
+	// renaming, creating, starting, removing-previous, copying, reloading,
+	// backing-up, and "next" between operations): a test cancels apply's
+	// context there to interrupt it exactly at that step.
+	Checkpoint func(op Op, step string)
 }
+
+// ErrInterrupted is the cause of an operation that apply's context ended
+// (SIGINT, SIGTERM) before it was done: it was undone, or, once the new
+// broker served, finished.
+var ErrInterrupted = errors.New("interrupted")
+
+// PreviousSuffix names the container a replacement sets aside until the new
+// one serves.
+const PreviousSuffix = "-previous"
 
 // ApplyError is a failed operation, after its rollback.
 type ApplyError struct {
@@ -49,6 +64,8 @@ type ApplyError struct {
 func (e *ApplyError) Error() string {
 	msg := fmt.Sprintf("%s %q: %v", e.Op.Kind, e.Op.Name, e.Cause)
 	switch {
+	case errors.Is(e.Cause, ErrInterrupted) && e.RolledBack:
+		msg += " before this step was done; it was undone"
 	case e.RolledBack:
 		msg += "; rolled back: the broker serves the previous configuration"
 	case e.RollbackErr != nil:
@@ -68,7 +85,11 @@ func Apply(ctx context.Context, cli *client.Client, d *Desired, o *Observed, p *
 	if err := x.preflight(ctx, p); err != nil {
 		return err
 	}
-	for _, op := range p.Ops {
+	for i, op := range p.Ops {
+		x.checkpoint(ctx, op, "next")
+		if ctx.Err() != nil {
+			return &InterruptedError{Done: p.Ops[:i], Left: p.Ops[i:]}
+		}
 		start := time.Now()
 		var err error
 		switch {
@@ -105,6 +126,18 @@ func Apply(ctx context.Context, cli *client.Client, d *Desired, o *Observed, p *
 	}
 	return nil
 }
+
+// InterruptedError is an apply interrupted between operations: Done are
+// complete, Left were not begun.
+type InterruptedError struct {
+	Done, Left []Op
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted: %d of %d operations done, %d not begun (mqttgen plan shows them)", len(e.Done), len(e.Done)+len(e.Left), len(e.Left))
+}
+
+func (e *InterruptedError) Unwrap() error { return ErrInterrupted }
 
 var doneVerb = map[Action]string{Create: "Creation complete", Update: "Modifications complete", Replace: "Replacement complete", Delete: "Destruction complete"}
 

@@ -42,6 +42,8 @@ func certificateReasons(deployed, want []generators.File, now time.Time) []strin
 		}
 		if on, nn := certNames(oc.DNSNames, oc.IPAddresses), certNames(nc.DNSNames, nc.IPAddresses); !oc.IsCA && !slices.Equal(on, nn) {
 			out = append(out, fmt.Sprintf("certificate %s names %s, home.cue asks for %s: made anew", w.Path, strings.Join(on, ", "), strings.Join(nn, ", ")))
+		} else if !oc.IsCA && oc.Subject.CommonName != nc.Subject.CommonName {
+			out = append(out, fmt.Sprintf("certificate %s has the common name %s, broker.hostname is %s: made anew", w.Path, oc.Subject.CommonName, nc.Subject.CommonName))
 		}
 	}
 	return out

@@ -1,12 +1,16 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
+
+	cerrdefs "github.com/containerd/errdefs"
 	"time"
 
 	"github.com/moby/moby/client"
 
 	"github.com/mqttgen/mqttgen/engine"
+	"github.com/mqttgen/mqttgen/generators"
 )
 
 // executor runs a plan's operations against the engine, in the manner of
@@ -36,4 +40,30 @@ func newExecutor(cli *client.Client, d *Desired, o *Observed, opts Options) *exe
 
 func (x *executor) emit(op Op, step, format string, args ...any) {
 	x.opts.Events(Event{Time: time.Now(), Resource: fmt.Sprintf("%s %q", op.Kind, op.Name), Action: op.Action, Step: step, Message: fmt.Sprintf(format, args...)})
+}
+
+// checkpoint is where an operation may be interrupted: the test hook
+// (Options.Checkpoint) runs there, then the operation looks at ctx.
+func (x *executor) checkpoint(ctx context.Context, op Op, step string) {
+	if x.opts.Checkpoint != nil {
+		x.opts.Checkpoint(op, step)
+	}
+}
+
+// BrokerState says in a few words what the project's broker container is
+// doing now, for the line an interrupted apply ends with.
+func BrokerState(ctx context.Context, cli *client.Client, project string) string {
+	name := engine.ContainerName(project, generators.BrokerService)
+	res, err := cli.ContainerInspect(context.WithoutCancel(ctx), name, client.ContainerInspectOptions{})
+	switch {
+	case err != nil && cerrdefs.IsNotFound(err):
+		return fmt.Sprintf("no broker container %s exists", name)
+	case err != nil:
+		return fmt.Sprintf("the state of %s is unknown (%v)", name, err)
+	case res.Container.State != nil && res.Container.State.Running:
+		return fmt.Sprintf("the broker %s is running", name)
+	case res.Container.State != nil:
+		return fmt.Sprintf("the broker %s is %s, NOT running", name, res.Container.State.Status)
+	}
+	return fmt.Sprintf("the broker %s is in an unknown state", name)
 }

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -94,6 +95,7 @@ func (x *executor) createVolume(ctx context.Context, op Op) error {
 // removeContainer stops a container (giving Mosquitto time to write its
 // persistence file) and removes it with its anonymous volumes.
 func (x *executor) removeContainer(ctx context.Context, op Op, id string) error {
+	ctx = context.WithoutCancel(ctx) // a stop the daemon began is seen through
 	x.emit(op, "stopping", "Stopping...")
 	timeout := int(x.opts.StopTimeout / time.Second)
 	if _, err := x.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -210,16 +212,24 @@ func (x *executor) copyFiles(ctx context.Context, op Op, id, dir string, files [
 // it serves; a container that does not is removed.
 func (x *executor) createService(ctx context.Context, op Op) error {
 	s := x.d.Service(op.Service)
-	id, err := x.createContainer(ctx, op, s, op.Name)
+	wctx := context.WithoutCancel(ctx)
+	id, err := x.createContainer(wctx, op, s, op.Name)
 	if err != nil {
 		return err
 	}
-	if err := x.startAndWait(ctx, op, s, id); err != nil {
-		x.emit(op, "removing", "Removing the container that does not serve...")
-		x.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-		return &ApplyError{Op: op, Cause: err}
+	if err = x.startAndWait(ctx, op, s, id); err == nil {
+		return nil
 	}
-	return nil
+	if ctx.Err() != nil {
+		err = ErrInterrupted
+	}
+	x.emit(op, "removing", "Removing the container that does not serve...")
+	if _, rerr := x.cli.ContainerRemove(wctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil {
+		return &ApplyError{Op: op, Cause: err, RollbackErr: rerr}
+	}
+	// Interrupted, the creation is undone; failed, there was no previous
+	// configuration to roll back to.
+	return &ApplyError{Op: op, Cause: err, RolledBack: errors.Is(err, ErrInterrupted)}
 }
 
 func (x *executor) startAndWait(ctx context.Context, op Op, s *Service, id string) error {
@@ -250,12 +260,25 @@ func (x *executor) updateService(ctx context.Context, op Op) error {
 		return fmt.Errorf("container %s is not in the observed state", op.ContainerID)
 	}
 	oldFiles := cur.Files
-	if err := x.copyFiles(ctx, op, cur.ID, s.ConfigDir, s.Files, missing(oldFiles, s.Files)); err != nil {
+	x.checkpoint(ctx, op, "copying")
+	if ctx.Err() != nil {
+		return &ApplyError{Op: op, Cause: ErrInterrupted, RolledBack: true}
+	}
+	if err := x.copyFiles(context.WithoutCancel(ctx), op, cur.ID, s.ConfigDir, s.Files, missing(oldFiles, s.Files)); err != nil {
 		return err
+	}
+	x.checkpoint(ctx, op, "reloading")
+	if ctx.Err() != nil {
+		// Interrupted with the new files in place, before the broker
+		// read them: they are written back.
+		return x.rollbackFiles(ctx, op, s, cur, oldFiles, ErrInterrupted)
 	}
 	err := x.reload(ctx, op, s, cur.ID, s.Files, &s.Spec, true)
 	if err == nil {
 		return nil
+	}
+	if ctx.Err() != nil {
+		err = ErrInterrupted
 	}
 	return x.rollbackFiles(ctx, op, s, cur, oldFiles, err)
 }
@@ -266,7 +289,7 @@ func (x *executor) backupBefore(ctx context.Context, op Op, cur *Container, reas
 	b := x.d.Backup
 	x.emit(op, "backing-up", "Taking a backup into %s first...", b.Dir)
 	res, err := backup.Create(ctx, x.cli, backup.Options{
-		Project: x.d.Project, Dir: b.Dir, Keep: b.Keep, StateDir: b.StateDir, ContainerID: cur.ID, Reason: reason,
+		Project: x.d.Project, Dir: b.Dir, Keep: backup.AutomaticKeep, Automatic: true, StateDir: b.StateDir, ContainerID: cur.ID, Reason: reason,
 		Progress: func(msg string) { x.emit(op, "backing-up", "%s", msg) },
 	})
 	if err != nil {
@@ -274,7 +297,7 @@ func (x *executor) backupBefore(ctx context.Context, op Op, cur *Container, reas
 	}
 	x.emit(op, "backed-up", "Backup written: %s (%s)", res.Path, human.Bytes(res.Size))
 	if len(res.Removed) > 0 {
-		x.emit(op, "backed-up", "Removed %s (backup.keep %d)", plural(len(res.Removed), "older archive"), b.Keep)
+		x.emit(op, "backed-up", "Removed %s (apply and restore keep their newest %d; backup.keep counts only mqttgen backup's)", plural(len(res.Removed), "older automatic archive"), backup.AutomaticKeep)
 	}
 	return nil
 }
@@ -290,7 +313,11 @@ func (x *executor) replaceService(ctx context.Context, op Op) error {
 	}
 	wasRunning := cur.State == "running"
 	if s.Reload && x.d.Backup != nil {
+		x.checkpoint(ctx, op, "backing-up")
 		if err := x.backupBefore(ctx, op, cur, "apply, before replacing the broker"); err != nil {
+			if ctx.Err() != nil {
+				return &ApplyError{Op: op, Cause: ErrInterrupted, RolledBack: true}
+			}
 			if wasRunning {
 				return &ApplyError{Op: op, Cause: fmt.Errorf("%w; nothing was changed", err)}
 			}
@@ -299,21 +326,45 @@ func (x *executor) replaceService(ctx context.Context, op Op) error {
 			x.emit(op, "backing-up", "Warning: %v; replacing the broker that is %s anyway (its volumes are kept)", err, cur.State)
 		}
 	}
+	x.checkpoint(ctx, op, "stopping")
+	if ctx.Err() != nil {
+		return &ApplyError{Op: op, Cause: ErrInterrupted, RolledBack: true}
+	}
+	// From the stop on, every engine call runs to its end even when apply
+	// is interrupted (a stop the daemon began would otherwise leave the
+	// broker stopped, and "unless-stopped" does not start it again); an
+	// interruption is honoured between the calls: until the new broker
+	// serves, by restoring the previous one, after that by finishing.
+	wctx := context.WithoutCancel(ctx)
 	timeout := int(x.opts.StopTimeout / time.Second)
 	x.emit(op, "stopping", "Stopping %s (the broker writes its persistence file)...", cur.Name)
-	if _, err := x.cli.ContainerStop(ctx, cur.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
-		return err
+	if _, err := x.cli.ContainerStop(wctx, cur.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
+		return x.restartPrevious(ctx, op, s, cur, wasRunning, err)
 	}
-	aside := cur.Name + "-previous"
-	if _, err := x.cli.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: aside}); err != nil {
-		return err
+	x.checkpoint(ctx, op, "renaming")
+	aside := cur.Name + PreviousSuffix
+	if _, err := x.cli.ContainerRename(wctx, cur.ID, client.ContainerRenameOptions{NewName: aside}); err != nil {
+		return x.restartPrevious(ctx, op, s, cur, wasRunning, err)
 	}
-	restore := func(cause error) error { return x.restorePrevious(ctx, op, s, cur, wasRunning, cause) }
-	id, err := x.createContainer(ctx, op, s, op.Name)
+	restore := func(cause error) error {
+		if ctx.Err() != nil {
+			cause = ErrInterrupted
+		}
+		return x.restorePrevious(ctx, op, s, cur, wasRunning, cause)
+	}
+	x.checkpoint(ctx, op, "creating")
+	if ctx.Err() != nil {
+		return restore(ErrInterrupted)
+	}
+	id, err := x.createContainer(wctx, op, s, op.Name)
 	if err != nil {
 		return restore(err)
 	}
-	if err := x.startAndWait(ctx, op, s, id); err != nil {
+	x.checkpoint(ctx, op, "starting")
+	if ctx.Err() == nil {
+		err = x.startAndWait(ctx, op, s, id)
+	}
+	if ctx.Err() != nil || err != nil {
 		x.emit(op, "removing", "Removing the new container, which does not serve...")
 		rctx, cancel := rollbackContext(ctx, x.opts.ReadyTimeout)
 		defer cancel()
@@ -322,8 +373,11 @@ func (x *executor) replaceService(ctx context.Context, op Op) error {
 		}
 		return restore(err)
 	}
+	// The new broker serves: an interruption from here on finishes the
+	// replacement.
+	x.checkpoint(ctx, op, "removing-previous")
 	x.emit(op, "removing", "Removing the previous container...")
-	if _, err := x.cli.ContainerRemove(ctx, cur.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+	if _, err := x.cli.ContainerRemove(wctx, cur.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
 		return err
 	}
 	if s.Build != nil && cur.ImageID != "" {

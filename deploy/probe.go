@@ -19,6 +19,12 @@ import (
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
+// ProbeLogin logs in to one listener as apply's readiness check does, and
+// out again cleanly.
+func ProbeLogin(host string, t ProbeTarget, cred Credentials) error {
+	return probeTarget(host, t, cred, true)
+}
+
 // errRefused says the broker answered but refused the login.
 var errRefused = errors.New("refused the login")
 
@@ -81,7 +87,10 @@ func probeTarget(host string, t ProbeTarget, cred Credentials, auth bool) error 
 		}
 		return fmt.Errorf("listener %s (%s): %v", t.Listener, addr, err)
 	}
-	c.Disconnect(0)
+	// A moment for paho to send DISCONNECT before it closes the socket:
+	// without it the WebSocket ends with no close frame and no DISCONNECT,
+	// which the broker logs as a protocol error at every apply.
+	c.Disconnect(250)
 	return nil
 }
 

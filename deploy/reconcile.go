@@ -117,8 +117,11 @@ func Reconcile(d *Desired, o *Observed) *Plan {
 			p.Ops = append(p.Ops, Op{Action: Delete, Kind: KindContainer, Name: c.Name, Service: c.Service, ContainerID: c.ID,
 				Reasons: []string{fmt.Sprintf("service %s is no longer in home.cue", orUnknown(c.Service))}})
 		case c.Name != engine.ContainerName(d.Project, c.Service) && len(byService[c.Service]) > 1:
-			p.Ops = append(p.Ops, Op{Action: Delete, Kind: KindContainer, Name: c.Name, Service: c.Service, ContainerID: c.ID,
-				Reasons: []string{fmt.Sprintf("service %s runs one container, %s is extra", c.Service, engine.ContainerName(d.Project, c.Service))}})
+			why := fmt.Sprintf("service %s runs one container, %s is extra", c.Service, engine.ContainerName(d.Project, c.Service))
+			if c.Name == engine.ContainerName(d.Project, c.Service)+PreviousSuffix {
+				why = fmt.Sprintf("it is the broker an apply set aside (stopped, its data written) and was killed before removing; %s took its place, on the same volumes", engine.ContainerName(d.Project, c.Service))
+			}
+			p.Ops = append(p.Ops, Op{Action: Delete, Kind: KindContainer, Name: c.Name, Service: c.Service, ContainerID: c.ID, Reasons: []string{why}})
 		}
 	}
 
@@ -202,6 +205,9 @@ func reconcileService(d *Desired, s Service, o *Observed, containers []Container
 	if build != "" {
 		replace = append(replace, build)
 		op.Changes = append(op.Changes, Change{Attr: "binary", Old: quote(binaryOf(o, s.Spec.Image)), New: quote("mqttgen " + s.Build.ShortDigest())})
+	}
+	if cur.Name == name+PreviousSuffix {
+		replace = append(replace, fmt.Sprintf("it is the broker an apply set aside (stopped, its data written) and was killed before %s served: a new %s takes its place, on the same volumes", name, name))
 	}
 	if cur.State != "running" {
 		replace = append(replace, "it is "+cur.State+", not running")

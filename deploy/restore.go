@@ -474,8 +474,9 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 		res, err := backup.Create(ctx, cli, backup.Options{
 			Project: d.Project, Dir: d.Backup.Dir, StateDir: d.Backup.StateDir, ContainerID: cur.ID,
 			Reason: "restore, before restoring " + filepath.Base(rp.Archive),
-			// No retention here: it could remove the archive being
-			// restored; the next backup applies it.
+			// Retention of the automatic archives only, never the one
+			// being restored.
+			Automatic: true, Keep: backup.AutomaticKeep, Protect: []string{rp.Archive},
 			Progress: func(msg string) { x.emit(op, "backing-up", "%s", msg) },
 		})
 		if err != nil {

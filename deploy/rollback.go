@@ -51,6 +51,37 @@ func (x *executor) rollbackFiles(ctx context.Context, op Op, s *Service, cur *Co
 	return ae
 }
 
+// restartPrevious starts a broker that a replacement stopped (or began to
+// stop) under its own name, after the stop or the rename failed.
+func (x *executor) restartPrevious(ctx context.Context, op Op, s *Service, cur *Container, wasRunning bool, cause error) error {
+	if ctx.Err() != nil {
+		cause = ErrInterrupted
+	}
+	ae := &ApplyError{Op: op, Cause: cause}
+	ctx, cancel := rollbackContext(ctx, x.opts.ReadyTimeout)
+	defer cancel()
+	if !wasRunning {
+		ae.RolledBack = true
+		return ae
+	}
+	x.emit(op, "rolling-back", "Starting the previous container %s again...", cur.Name)
+	_, err := x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{})
+	if err == nil {
+		sp := cur.Spec
+		if sp == nil {
+			sp = &s.Spec
+		}
+		err = x.waitReady(ctx, op, s, cur.ID, cur.Files, sp, time.Time{}, false)
+	}
+	if err != nil {
+		ae.RollbackErr = err
+	} else {
+		ae.RolledBack = true
+		x.emit(op, "rolled-back", "The previous container serves again")
+	}
+	return ae
+}
+
 // restorePrevious renames the container a replacement set aside back and
 // starts it again when it was running, after a replacement that failed
 // (cause).
@@ -58,8 +89,10 @@ func (x *executor) restorePrevious(ctx context.Context, op Op, s *Service, cur *
 	ae := &ApplyError{Op: op, Cause: cause}
 	ctx, cancel := rollbackContext(ctx, x.opts.ReadyTimeout)
 	defer cancel()
-	x.emit(op, "rolling-back", "Restoring the previous container %s...", cur.Name)
-	_, err := x.cli.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: cur.Name})
+	// Under the service's own name (op.Name), also when cur was itself a
+	// container an earlier, killed apply had set aside.
+	x.emit(op, "rolling-back", "Restoring the previous container as %s...", op.Name)
+	_, err := x.cli.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: op.Name})
 	if err == nil && wasRunning {
 		_, err = x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{})
 		if err == nil {

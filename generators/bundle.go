@@ -15,6 +15,7 @@ type Bundle struct {
 	Port           int    `json:"port,omitempty" yaml:"port,omitempty"`
 	TLSPort        int    `json:"tls_port,omitempty" yaml:"tls_port,omitempty"`
 	WebsocketsPort int    `json:"websockets_port,omitempty" yaml:"websockets_port,omitempty"`
+	WSSPort        int    `json:"websockets_tls_port,omitempty" yaml:"websockets_tls_port,omitempty"`
 	Username       string `json:"username" yaml:"username"`
 	Password       string `json:"password" yaml:"password"`
 	// CACertificate (PEM) verifies the broker's TLS certificate.
@@ -37,7 +38,7 @@ var BundleFormats = []string{"text", "json", "yaml", "env", "esphome", "shelly",
 func NewBundle(cfg *schema.Config, user, password string, caPEM []byte) Bundle {
 	ep := ClientEndpoints(cfg)
 	b := Bundle{Host: ep.Host, Port: ep.Port, TLSPort: ep.TLSPort, WebsocketsPort: ep.WebsocketsPort,
-		Username: user, Password: password}
+		WSSPort: ep.WSSPort, Username: user, Password: password}
 	if ep.TLSPort != 0 || ep.WSSPort != 0 {
 		b.CACertificate = string(caPEM)
 	}
@@ -70,6 +71,9 @@ func FormatBundle(b Bundle, format string) ([]byte, error) {
 		if b.WebsocketsPort != 0 {
 			fmt.Fprintf(&out, "WebSockets port: %d\n", b.WebsocketsPort)
 		}
+		if b.WSSPort != 0 {
+			fmt.Fprintf(&out, "WebSockets TLS port: %d\n", b.WSSPort)
+		}
 		fmt.Fprintf(&out, "Username: %s\nPassword: %s\n", b.Username, b.Password)
 		if b.homeAssistant {
 			out.WriteString("MQTT protocol: 5 (under Advanced options; Home Assistant drops 3.x in 2027.1)\n")
@@ -98,6 +102,12 @@ func FormatBundle(b Bundle, format string) ([]byte, error) {
 		}
 		if b.TLSPort != 0 {
 			fmt.Fprintf(&out, "MQTT_TLS_PORT=%d\n", b.TLSPort)
+		}
+		if b.WebsocketsPort != 0 {
+			fmt.Fprintf(&out, "MQTT_WEBSOCKETS_PORT=%d\n", b.WebsocketsPort)
+		}
+		if b.WSSPort != 0 {
+			fmt.Fprintf(&out, "MQTT_WEBSOCKETS_TLS_PORT=%d\n", b.WSSPort)
 		}
 		fmt.Fprintf(&out, "MQTT_USERNAME=%s\nMQTT_PASSWORD=%s\n", shellQuote(b.Username), shellQuote(b.Password))
 		if b.CACertificate != "" {

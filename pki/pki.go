@@ -40,12 +40,30 @@ type Bundle struct {
 }
 
 // Ensure returns the certificates in dir, making what is missing or due.
-// names are the DNS names and IP addresses the server certificate must carry.
+// names are the DNS names and IP addresses the server certificate must carry;
+// the first is its common name (the broker's hostname), which clients and
+// tools show as the certificate's name.
 func Ensure(dir string, names []string, now time.Time) (*Bundle, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	return ensure(dir, names, now, true)
+}
+
+// Peek is Ensure that writes nothing: what is missing or due is made in
+// memory only (plan shows it; apply makes the one that is kept).
+func Peek(dir string, names []string, now time.Time) (*Bundle, error) {
+	return ensure(dir, names, now, false)
+}
+
+func ensure(dir string, names []string, now time.Time, write bool) (*Bundle, error) {
+	if len(names) == 0 {
+		return nil, errors.New("a server certificate needs a name")
 	}
-	caCert, caKey, err := ensureCA(dir, now)
+	cn := names[0]
+	if write {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	caCert, caKey, err := ensureCA(dir, now, write)
 	if err != nil {
 		return nil, err
 	}
@@ -53,23 +71,25 @@ func Ensure(dir string, names []string, now time.Time) (*Bundle, error) {
 	certPEM, keyPEM, ok := loadPair(dir, "server")
 	if ok {
 		cert, _ := parseCert(certPEM)
-		if !current(cert, now) || !slices.Equal(certNames(cert), names) || cert.CheckSignatureFrom(caCert) != nil {
+		if !current(cert, now) || !slices.Equal(certNames(cert), names) || cert.Subject.CommonName != cn || cert.CheckSignatureFrom(caCert) != nil {
 			ok = false
 		}
 	}
 	if !ok {
-		certPEM, keyPEM, err = issueServer(caCert, caKey, names, now)
+		certPEM, keyPEM, err = issueServer(caCert, caKey, cn, names, now)
 		if err != nil {
 			return nil, err
 		}
-		if err := writePair(dir, "server", certPEM, keyPEM); err != nil {
-			return nil, err
+		if write {
+			if err := writePair(dir, "server", certPEM, keyPEM); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &Bundle{CACert: pemOf("CERTIFICATE", caCert.Raw), ServerCert: certPEM, ServerKey: keyPEM}, nil
 }
 
-func ensureCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, error) {
+func ensureCA(dir string, now time.Time, write bool) (*x509.Certificate, crypto.Signer, error) {
 	if certPEM, keyPEM, ok := loadPair(dir, "ca"); ok {
 		cert, _ := parseCert(certPEM)
 		key, _ := parseKey(keyPEM)
@@ -99,21 +119,23 @@ func ensureCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writePair(dir, "ca", pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER)); err != nil {
-		return nil, nil, err
+	if write {
+		if err := writePair(dir, "ca", pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER)); err != nil {
+			return nil, nil, err
+		}
 	}
 	cert, err := x509.ParseCertificate(der)
 	return cert, key, err
 }
 
-func issueServer(ca *x509.Certificate, caKey crypto.Signer, names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
+func issueServer(ca *x509.Certificate, caKey crypto.Signer, cn string, names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, keyBits)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: names[0]},
+		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(serverValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,23 +124,23 @@ func schemaValue() cue.Value {
 // Load reads the home at path: a folder of `package home` .cue files or one
 // .cue file. The Config is nil when any diagnostic is an error.
 func Load(path string) (*Config, Diagnostics) {
-	return loadWith(func(ctx *cue.Context) (cue.Value, Diagnostics) {
+	return loadWith(func(ctx *cue.Context) (cue.Value, []*ast.File, Diagnostics) {
 		inst, diags := loadInstance(path)
 		if diags != nil {
-			return cue.Value{}, diags
+			return cue.Value{}, nil, diags
 		}
-		return ctx.BuildInstance(inst), nil
+		return ctx.BuildInstance(inst), inst.Files, nil
 	})
 }
 
 // LoadSource checks one file's contents, as if it were the whole home.
 func LoadSource(filename string, src []byte) (*Config, Diagnostics) {
-	return loadWith(func(ctx *cue.Context) (cue.Value, Diagnostics) {
+	return loadWith(func(ctx *cue.Context) (cue.Value, []*ast.File, Diagnostics) {
 		f, err := parser.ParseFile(filename, src, parser.ParseComments)
 		if err != nil {
-			return cue.Value{}, fromCUE(err, cue.Value{})
+			return cue.Value{}, nil, fromCUE(err, cue.Value{})
 		}
-		return ctx.BuildFile(f), nil
+		return ctx.BuildFile(f), []*ast.File{f}, nil
 	})
 }
 
@@ -155,6 +156,8 @@ func loadInstance(path string) (*build.Instance, Diagnostics) {
 		cfg.Dir = filepath.Dir(abs)
 		cfg.Package = ""
 		args = []string{abs}
+	} else if diags := checkFolderPackages(abs); diags != nil {
+		return nil, diags
 	}
 	insts := load.Instances(args, cfg)
 	if len(insts) == 0 {
@@ -166,6 +169,47 @@ func loadInstance(path string) (*build.Instance, Diagnostics) {
 	return insts[0], nil
 }
 
+// checkFolderPackages refuses a .cue file of the home folder that is not of
+// package home: CUE's loader would leave it out without a word, and with it
+// whatever it declares (say, a device). Files CUE never loads (names that
+// start with "." or "_") are not looked at.
+func checkFolderPackages(dir string) Diagnostics {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var diags Diagnostics
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".cue") || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
+			continue
+		}
+		file := filepath.Join(dir, name)
+		f, err := parser.ParseFile(file, nil, parser.PackageClauseOnly)
+		if err != nil {
+			continue // the whole load reports it with its position
+		}
+		switch pkg := f.PackageName(); {
+		case pkg == "":
+			diags = append(diags, Diagnostic{Pos: token.Position{Filename: file, Line: 1, Column: 1},
+				Msg: fmt.Sprintf("%s has no package clause, so it is not part of the home and everything in it would be ignored: add `package home` as its first line, or move it out of the folder", name)})
+		case pkg != "home":
+			pos := f.Pos().Position()
+			for _, d := range f.Decls {
+				if p, ok := d.(*ast.Package); ok {
+					pos = p.Pos().Position()
+				}
+			}
+			if !pos.IsValid() {
+				pos = token.Position{Filename: file, Line: 1, Column: 1}
+			}
+			diags = append(diags, Diagnostic{Pos: pos,
+				Msg: fmt.Sprintf("package %s: every .cue file of the home folder is part of the home, and %s would be ignored: write `package home`, or move it out of the folder", pkg, name)})
+		}
+	}
+	return diags
+}
+
 func shortErr(err error) string {
 	if pe, ok := err.(*os.PathError); ok {
 		return pe.Err.Error()
@@ -173,7 +217,7 @@ func shortErr(err error) string {
 	return err.Error()
 }
 
-func loadWith(build func(*cue.Context) (cue.Value, Diagnostics)) (cfg *Config, diags Diagnostics) {
+func loadWith(build func(*cue.Context) (cue.Value, []*ast.File, Diagnostics)) (cfg *Config, diags Diagnostics) {
 	loadMu.Lock()
 	defer loadMu.Unlock()
 	defer func() {
@@ -184,7 +228,7 @@ func loadWith(build func(*cue.Context) (cue.Value, Diagnostics)) (cfg *Config, d
 		}
 	}()
 	def := schemaValue()
-	user, diags := build(def.Context())
+	user, files, diags := build(def.Context())
 	if diags != nil {
 		return nil, diags
 	}
@@ -198,6 +242,7 @@ func loadWith(build func(*cue.Context) (cue.Value, Diagnostics)) (cfg *Config, d
 	unknown := unknownFields(user)
 	if err := validate(v, user); err != nil || len(unknown) > 0 {
 		diags = mergeDiags(unknown, fromCUE(err, user))
+		diags = append(diags, checkRest(def, files, diags)...)
 		diags.sort()
 		return nil, diags
 	}
@@ -356,9 +401,17 @@ func fromCUE(err error, user cue.Value) Diagnostics {
 	for _, key := range order {
 		g := groups[key]
 		d := Diagnostic{Pos: g.pos, Path: formatPath(g.path)}
+		bound := -1
+		for i, m := range g.msgs {
+			if strings.Contains(m, "out of bound") {
+				bound = i // a number field with a default: the default is no choice to offer
+			}
+		}
 		switch {
 		case len(g.choices) > 0 && len(g.path) > 0 && g.path[len(g.path)-1] == "password":
 			d.Msg = fmt.Sprintf("%s is not a password source: passwords are never written in home.cue; leave password out to have one generated, or write password: file: PATH, password: env: NAME or password: \"hash\" (an imported account's kept hash)", userLiteral(user, g.path))
+		case bound >= 0:
+			d.Msg = explain(g.path, g.msgs[bound])
 		case len(g.choices) > 0:
 			d.Msg = fmt.Sprintf("%s is not allowed: use one of %s", userLiteral(user, g.path), strings.Join(dedupe(g.choices), ", "))
 		case len(g.msgs) > 0:
@@ -463,12 +516,103 @@ func explain(path []string, msg string) string {
 			if strings.HasPrefix(msg, "conflicting values "+strings.Split(want, " ")[0]) {
 				got, want = want, got
 			}
-			return fmt.Sprintf("want %s, not %s", want, got)
+			return mismatched(field, literalIn(msg), want, got)
 		}
-	case strings.Contains(msg, "out of bound"), strings.Contains(msg, "does not match"):
+	case strings.Contains(msg, "out of bound"):
+		// invalid value 70000 (out of bound <=65535)
+		if m := boundRE.FindStringSubmatch(msg); m != nil {
+			return outOfBound(field, m[1], m[2], m[3])
+		}
+	case strings.Contains(msg, "does not match"):
 		return "invalid value " + strings.TrimPrefix(msg, "invalid value ")
 	}
 	return msg
+}
+
+var (
+	boundRE   = regexp.MustCompile(`invalid value (\S+) \(out of bound (<=|<|>=|>)(-?[0-9.]+)\)`)
+	literalRE = regexp.MustCompile(`^conflicting values (\S+) and (\S+)`)
+)
+
+// literalIn picks the user's value out of "conflicting values 300 and string".
+func literalIn(msg string) string {
+	m := literalRE.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	for _, s := range m[1:] {
+		switch s {
+		case "string", "int", "float", "number", "bool", "struct", "list", "null":
+			continue
+		}
+		return s
+	}
+	return ""
+}
+
+// units are the string fields that take a number with a unit, and an example
+// unit for the fix.
+var units = map[string]string{
+	"autosave_interval":            "s",
+	"max_keepalive":                "s",
+	"persistent_client_expiration": "d",
+	"max_packet_size":              "KiB",
+}
+
+// mismatched says what was written, what the field takes and how to write it.
+func mismatched(field, lit, want, got string) string {
+	a := func(kind string) string {
+		switch kind {
+		case "int":
+			return "a whole number"
+		case "float", "number":
+			return "a number"
+		case "string":
+			return "a string"
+		case "bool":
+			return "true or false"
+		case "struct":
+			return "a struct {...}"
+		case "list":
+			return "a list [...]"
+		}
+		return kind
+	}
+	if lit == "" {
+		return fmt.Sprintf("want %s, not %s", a(want), a(got))
+	}
+	switch {
+	case want == "string" && units[field] != "" && (got == "int" || got == "float" || got == "number"):
+		return fmt.Sprintf("%s has no unit: write it as a string with one, e.g. \"%s%s\"", lit, lit, units[field])
+	case want == "string" && (got == "int" || got == "float" || got == "number" || got == "bool"):
+		return fmt.Sprintf("%s is %s, the field takes %s: write \"%s\"", lit, a(got), a(want), lit)
+	case (want == "int" || want == "number" || want == "float") && got == "string":
+		if u, err := strconv.Unquote(lit); err == nil {
+			if _, err := strconv.ParseFloat(u, 64); err == nil {
+				return fmt.Sprintf("%s is a string, the field takes %s: write %s without quotes", lit, a(want), u)
+			}
+		}
+		return fmt.Sprintf("%s is a string, the field takes %s", lit, a(want))
+	case want == "bool" && got == "string":
+		return fmt.Sprintf("%s is a string, the field takes true or false (without quotes)", lit)
+	}
+	return fmt.Sprintf("%s is %s, the field takes %s", lit, a(got), a(want))
+}
+
+// outOfBound names the limit a number crossed, and for ports their range.
+func outOfBound(field, lit, op, bound string) string {
+	if field == "port" {
+		return fmt.Sprintf("%s is not a port: ports are 1 to 65535", lit)
+	}
+	switch op {
+	case "<=":
+		return fmt.Sprintf("%s is too large: at most %s", lit, bound)
+	case "<":
+		return fmt.Sprintf("%s is too large: less than %s", lit, bound)
+	case ">=":
+		return fmt.Sprintf("%s is too small: at least %s", lit, bound)
+	}
+	return fmt.Sprintf("%s is too small: more than %s", lit, bound)
 }
 
 // hints are the fixes for fields that popular guides use but that are wrong

@@ -38,6 +38,10 @@ type Store struct {
 	// ReadFile and Getenv reach the user's own secrets; tests replace them.
 	ReadFile func(string) ([]byte, error)
 	Getenv   func(string) string
+	// ReadOnly: nothing is written into Dir; a password the account does
+	// not have yet and new hashes are made in memory only (plan, status).
+	ReadOnly bool
+	unsaved  map[string]string
 }
 
 // NewStore returns the store at dir without touching the disk.
@@ -148,8 +152,28 @@ func (s *Store) Password(account string, src *schema.Secret) (string, error) {
 	if err != nil || pw != "" {
 		return pw, err
 	}
+	if s.ReadOnly {
+		// Made in memory, the same for the rest of this command; apply
+		// generates the one that is kept.
+		if pw, ok := s.unsaved[account]; ok {
+			return pw, nil
+		}
+		pw, err := NewPassword()
+		if err != nil {
+			return "", err
+		}
+		if s.unsaved == nil {
+			s.unsaved = map[string]string{}
+		}
+		s.unsaved[account] = pw
+		return pw, nil
+	}
 	return s.Rotate(account)
 }
+
+// Unsaved names the accounts whose password a read-only store made in
+// memory only (they have none yet in the state directory).
+func (s *Store) Unsaved() []string { return schema.SortedKeys(s.unsaved) }
 
 // Rotate stores a new random password for account and returns it. A kept
 // hash of the account is removed: the new password replaces it.
@@ -279,6 +303,9 @@ func (s *Store) Hashes(passwords map[string]string, iterations int) (map[string]
 	newPrints := map[string]string{}
 	for name, h := range out {
 		newPrints[name] = fingerprint(h, passwords[name])
+	}
+	if s.ReadOnly {
+		return out, nil
 	}
 	if !maps.Equal(out, kept) || !maps.Equal(newPrints, prints) {
 		if err := s.ensureDir("passwords"); err != nil {

@@ -37,6 +37,12 @@ import (
 
 // Report is the status of one home's deployment.
 type Report struct {
+	// State is one of the State constants, Exit the exit code of mqttgen
+	// status that goes with it (the Exit constants), Summary one line
+	// saying it.
+	State   string    `json:"state"`
+	Exit    int       `json:"exit_code"`
+	Summary string    `json:"summary"`
 	Project string    `json:"project"`
 	Home    string    `json:"home"`
 	Time    time.Time `json:"time"`
@@ -73,6 +79,9 @@ type Broker struct {
 	// WantImage is the image home.cue asks for.
 	WantImage string   `json:"want_image,omitempty"`
 	Ports     []string `json:"ports,omitempty"`
+	// AccessControl says, when the deployed acl or passwd does not parse,
+	// what the broker does about it; "" when both parse.
+	AccessControl string `json:"access_control_error,omitempty"`
 }
 
 // Stats are the broker's figures from $SYS, as of its last $SYS update
@@ -141,6 +150,12 @@ type Options struct {
 // Gather builds the report. cli may be nil when no engine answers (connErr
 // says why); the report then holds what can be known without one.
 func Gather(ctx context.Context, cli *client.Client, connErr error, h *workspace.Home, opts Options) *Report {
+	r := gather(ctx, cli, connErr, h, opts)
+	r.verdict()
+	return r
+}
+
+func gather(ctx context.Context, cli *client.Client, connErr error, h *workspace.Home, opts Options) *Report {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -158,7 +173,7 @@ func Gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 	if cli == nil {
 		r.Engine = &Engine{Host: engineHost(nil), Error: fmt.Sprint(connErr)}
 		if d != nil {
-			r.Certificates = certificates(brokerFiles(d, nil), now, nil)
+			r.Certificates = certificates(brokerFiles(d, nil), now, nil, false)
 		}
 		return r
 	}
@@ -175,7 +190,8 @@ func Gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 		}
 	}
 	r.Broker = brokerInfo(ctx, cli, r.Project, cur, d, now)
-	r.Certificates = certificates(brokerFiles(d, cur), now, cur)
+	r.Broker.AccessControl = accessControl(cur)
+	r.Certificates = certificates(brokerFiles(d, cur), now, cur, true)
 	if cur != nil && cur.State == "running" {
 		r.Stats = readStats(cli, h, cur, opts.Timeout)
 		if sec := parseInt(r.Stats.Uptime); sec != nil && !r.Broker.StartedAt.IsZero() {
@@ -270,7 +286,7 @@ func brokerFiles(d *deploy.Desired, cur *deploy.Container) []generators.File {
 	return nil
 }
 
-func certificates(files []generators.File, now time.Time, cur *deploy.Container) []Certificate {
+func certificates(files []generators.File, now time.Time, cur *deploy.Container, engineAsked bool) []Certificate {
 	var out []Certificate
 	for _, f := range files {
 		if !strings.HasPrefix(f.Path, "certs/") || !strings.HasSuffix(f.Path, ".crt") || len(f.Data) == 0 {
@@ -292,7 +308,10 @@ func certificates(files []generators.File, now time.Time, cur *deploy.Container)
 		case left < pki.RenewBefore:
 			ct.Note = fmt.Sprintf("fewer than %d days left: mqttgen apply renews it", int(pki.RenewBefore.Hours()/24))
 		}
-		if cur == nil {
+		switch {
+		case !engineAsked:
+			ct.Note = strings.TrimSpace("what home.cue renders; whether it is deployed is unknown (the engine cannot be asked); " + ct.Note)
+		case cur == nil:
 			ct.Note = strings.TrimSpace("not deployed; " + ct.Note)
 		}
 		out = append(out, ct)
@@ -514,6 +533,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "%-13s %s\n", label, fmt.Sprintf(format, args...))
 	}
 	fmt.Fprintf(&b, "Project %q (home %s), %s\n\n", r.Project, r.Home, r.Time.Format("2006-01-02 15:04:05 UTC"))
+	if r.Summary != "" {
+		line("status", "%s (exit %d)", r.Summary, r.Exit)
+	}
 	if e := r.Engine; e != nil {
 		if e.Version != "" {
 			line("engine", "Docker %s (API %s, %s) at %s", e.Version, e.APIVersion, e.Platform, e.Host)
@@ -522,7 +544,13 @@ func (r *Report) WriteText(w io.Writer) error {
 			line("engine", "%s: %s", e.Host, e.Error)
 		}
 	}
+	if r.Broker == nil && r.State == StateUnknown {
+		line("broker", "unknown: the Docker engine cannot be asked")
+	}
 	if br := r.Broker; br != nil {
+		if br.AccessControl != "" {
+			line("ACCESS", "!!! %s", br.AccessControl)
+		}
 		switch {
 		case !br.Exists:
 			line("broker", "%s does not exist (mqttgen apply creates it)", br.Container)

@@ -193,7 +193,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 	case userTLS != nil:
 		in.Certs = userTLS
 	default:
-		b, err := pki.Ensure(h.CertDir(), h.ServerNames(), opts.Now)
+		b, err := h.certs(opts.Now)
 		if err != nil {
 			return nil, fmt.Errorf("certificates: %w", err)
 		}
@@ -311,7 +311,7 @@ func (h *Home) Bundle(a schema.Account, now time.Time) (generators.Bundle, error
 	}
 	var ca []byte
 	if h.Config.HasTLS() && (h.Config.TLS == nil || h.Config.TLS.CertFile == "") {
-		b, err := pki.Ensure(h.CertDir(), h.ServerNames(), now)
+		b, err := h.certs(now)
 		if err != nil {
 			return generators.Bundle{}, err
 		}
@@ -320,18 +320,52 @@ func (h *Home) Bundle(a schema.Account, now time.Time) (generators.Bundle, error
 	return generators.NewBundle(h.Config, a.Name, pw, ca), nil
 }
 
+// ReadOnly makes the home write nothing into its state directory: Render
+// and Bundle make what is missing (passwords, hashes, certificates) in
+// memory only. plan and status are read-only this way; apply, render and
+// serve keep what they make.
+func (h *Home) ReadOnly() { h.Secrets.ReadOnly = true }
+
+// HasSecretsOf reports whether everything a's login needs is already in the
+// state directory (or elsewhere, for password: file/env): its password and,
+// when mqttgen makes the TLS certificates, the CA.
+func (h *Home) HasSecretsOf(a schema.Account) bool {
+	if a.Password == nil {
+		if pw, err := h.Secrets.Generated(a.Name); err != nil || pw == "" {
+			return false
+		}
+	}
+	if h.Config.HasTLS() && (h.Config.TLS == nil || h.Config.TLS.CertFile == "") {
+		for _, f := range []string{"ca.crt", "ca.key"} {
+			if _, err := os.Stat(filepath.Join(h.CertDir(), f)); err != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (h *Home) certs(now time.Time) (*pki.Bundle, error) {
+	if h.Secrets.ReadOnly {
+		return pki.Peek(h.CertDir(), h.ServerNames(), now)
+	}
+	return pki.Ensure(h.CertDir(), h.ServerNames(), now)
+}
+
 // CertDir is where mqttgen keeps its CA and server certificate.
 func (h *Home) CertDir() string { return filepath.Join(h.Secrets.Dir, "certs") }
 
 // ServerNames are the names the server certificate carries: the broker's
 // hostname and tls.server_names.
 func (h *Home) ServerNames() []string {
-	names := []string{h.Config.Broker.Hostname}
+	names := []string{}
 	if h.Config.TLS != nil {
 		names = append(names, h.Config.TLS.ServerNames...)
 	}
 	slices.Sort(names)
-	return slices.Compact(names)
+	// broker.hostname first: it is the certificate's common name.
+	host := h.Config.Broker.Hostname
+	return append([]string{host}, slices.DeleteFunc(slices.Compact(names), func(n string) bool { return n == host })...)
 }
 
 // userCerts reads the certificate files a user gave in tls:, if any.

@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/pki"
 )
 
 const baseHome = `package home
@@ -303,4 +305,44 @@ func TestLocalChownsOnlyBrokerFiles(t *testing.T) {
 	if owned != len(broker) {
 		t.Errorf("%d of %d broker files owned by %s", owned, len(broker), LocalBrokerUser)
 	}
+}
+// TestServerCertificateName: the server certificate's common name is
+// broker.hostname, not the first of its names in sorted order (an IP address
+// sorts before a DNS name); a certificate of another common name is made anew.
+func TestServerCertificateName(t *testing.T) {
+	dir := t.TempDir()
+	home := `package home
+
+broker: hostname: "mqtt.home.arpa"
+listeners: mqtts: {port: 8883, tls: true}
+tls: server_names: ["192.168.1.10", "10.0.0.2", "broker.lan"]
+users: admin: acl: ["readwrite #"]
+`
+	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := render(t, dir, "")
+	crt := findSuffix(files, "certs/server.crt")
+	cert, err := pki.ParseCert(crt)
+	if err != nil {
+		t.Fatalf("server.crt: %v (files %v)", err, slices.Sorted(maps.Keys(files)))
+	}
+	if cert.Subject.CommonName != "mqtt.home.arpa" {
+		t.Errorf("common name %q, want broker.hostname mqtt.home.arpa", cert.Subject.CommonName)
+	}
+	if !slices.Equal(cert.DNSNames, []string{"broker.lan", "mqtt.home.arpa"}) || len(cert.IPAddresses) != 2 {
+		t.Errorf("names %v %v", cert.DNSNames, cert.IPAddresses)
+	}
+	if again := render(t, dir, ""); !bytes.Equal(findSuffix(again, "certs/server.crt"), crt) {
+		t.Error("a valid certificate was made anew")
+	}
+}
+
+func findSuffix(files map[string][]byte, suffix string) []byte {
+	for p, data := range files {
+		if strings.HasSuffix(p, suffix) {
+			return data
+		}
+	}
+	return nil
 }

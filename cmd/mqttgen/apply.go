@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,9 +41,9 @@ container, says so, and exits 1.`,
   mqttgen plan -o home.plan && mqttgen apply home.plan`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			// Ctrl-C stops at the current step, after its rollback.
-			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			// SIGINT and SIGTERM finish or undo the step in progress; a
+			// second one is refused while the broker is restored.
+			ctx, interrupted, stop := interruptible(cmd.Context(), cmd.ErrOrStderr())
 			defer stop()
 			w := cmd.OutOrStdout()
 			var d *deploy.Desired
@@ -118,8 +116,21 @@ container, says so, and exits 1.`,
 				fmt.Fprintln(w, "Apply cancelled.")
 				return exitError(1)
 			}
-			err = deploy.Apply(ctx, cli, d, o, p, deploy.Options{ReadyTimeout: timeout, Events: eventPrinter(w, asJSON)})
+			err = deploy.Apply(ctx, cli, d, o, p, deploy.Options{ReadyTimeout: timeout, Events: eventPrinter(w, asJSON), Checkpoint: applyCheckpoint})
 			add, change, destroy := p.Summary()
+			if s := interrupted(); s != nil {
+				why := "every operation was already past the point of undoing, and is done"
+				if err != nil {
+					why = err.Error()
+				}
+				line := fmt.Sprintf("apply interrupted by %s: %s; now %s", name(s), why, deploy.BrokerState(ctx, cli, d.Project))
+				if asJSON {
+					enc.Encode(map[string]any{"type": "error", "error": line, "interrupted": true})
+				} else {
+					fmt.Fprintln(cmd.ErrOrStderr(), "mqttgen: "+line)
+				}
+				return exitError(signalExit(s))
+			}
 			if err != nil {
 				if asJSON {
 					enc.Encode(map[string]any{"type": "error", "error": err.Error()})

@@ -5,11 +5,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/discovery"
+	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/schema"
 )
@@ -53,11 +56,19 @@ Tasmota, ESPHome) are never touched.`,
 			}
 			opts := discovery.Options{Broker: broker, Username: b.Username, Password: b.Password}
 			if opts.Broker == "" {
+				host := b.Host
+				if _, err := net.DefaultResolver.LookupHost(cmd.Context(), host); err != nil {
+					// init's hostname (mqtt.home.arpa) resolves only once the
+					// house's DNS knows it: the broker is also where its ports
+					// are published.
+					host = publishedHost(cmd)
+					fmt.Fprintf(cmd.ErrOrStderr(), "broker.hostname %s does not resolve here; publishing through the published address %s instead (--broker URL chooses another)\n", b.Host, host)
+				}
 				switch {
 				case b.Port != 0:
-					opts.Broker = fmt.Sprintf("tcp://%s:%d", b.Host, b.Port)
+					opts.Broker = fmt.Sprintf("tcp://%s", net.JoinHostPort(host, strconv.Itoa(b.Port)))
 				case b.TLSPort != 0:
-					opts.Broker = fmt.Sprintf("ssl://%s:%d", b.Host, b.TLSPort)
+					opts.Broker = fmt.Sprintf("ssl://%s", net.JoinHostPort(host, strconv.Itoa(b.TLSPort)))
 				default:
 					return errors.New("no mqtt listener to publish through: give --broker")
 				}
@@ -91,4 +102,16 @@ Tasmota, ESPHome) are never touched.`,
 	publish.Flags().StringVar(&broker, "broker", "", "broker URL (tcp://, ssl://, ws://); default from the home's hostname and listeners")
 	cmd.AddCommand(publish)
 	return cmd
+}
+
+// publishedHost is where this machine reaches the broker's published ports:
+// the Docker engine's host (127.0.0.1 for a local engine), or this machine
+// when no engine answers (mqttgen serve).
+func publishedHost(cmd *cobra.Command) string {
+	cli, err := engine.Connect(cmd.Context())
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer cli.Close()
+	return engine.PublishHost(cli)
 }

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,9 +42,8 @@ func TestLockedHome(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"render", dir, "-o", out},
-		{"secrets", "show", "admin", dir},
+		{"secrets", "show", "admin", dir}, // it has no password yet: show would make one
 		{"secrets", "rotate", "admin", dir},
-		{"status", dir},
 		{"apply", plan},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -72,4 +75,71 @@ func TestLockedHome(t *testing.T) {
 		t.Fatalf("render kept the lock: %v", err)
 	}
 	again()
+}
+
+// Read-only commands are not blocked by the lock (say, an apply waiting at
+// its prompt): secrets show and bundle of an account whose password exists,
+// status and plan answer, and write nothing into the state directory.
+func TestReadOnlyCommandsWhileLocked(t *testing.T) {
+	dir := t.TempDir()
+	home := "package home\nbroker: hostname: \"mqtt.lan\"\nlisteners: {mqtt: port: 1883, mqtts: {port: 8883, tls: true}}\ntls: {}\nusers: admin: acl: [\"readwrite #\"]\ndevices: porch: publishes: [\"state\"]\ndeploy: project: \"mqttgen-readonly-test\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"render", dir, "-o", filepath.Join(dir, "out")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("render: %s", stderr.String())
+	}
+	state := filepath.Join(dir, ".mqttgen")
+	release, err := workspace.LockDir(dir, state, "apply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	before := treeSums(t, state) // with the holder's name in the lock file
+	pw, _ := os.ReadFile(filepath.Join(state, "passwords", "admin"))
+	for _, args := range [][]string{
+		{"secrets", "show", "admin", dir},
+		{"secrets", "bundle", "porch", dir, "--format", "json"},
+		{"status", dir},
+		{"plan", dir},
+	} {
+		stdout.Reset()
+		stderr.Reset()
+		run(args, &stdout, &stderr)
+		if strings.Contains(stderr.String(), "is working on this home") {
+			t.Errorf("%v was blocked by the lock: %s", args, stderr.String())
+		}
+		if args[1] == "show" && stdout.String() != string(pw) {
+			t.Errorf("secrets show printed %q, want the stored password", stdout.String())
+		}
+		if args[1] == "bundle" && !strings.Contains(stdout.String(), `"ca_certificate"`) {
+			t.Errorf("bundle: %s%s", stdout.String(), stderr.String())
+		}
+	}
+	if after := treeSums(t, state); !maps.Equal(before, after) {
+		t.Errorf("read-only commands changed the state directory:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// treeSums is the SHA-256 of every file under dir, by relative path.
+func treeSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		sums[rel] = fmt.Sprintf("%x", sha256.Sum256(data))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
 }

@@ -14,8 +14,20 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run executes one command line and returns the exit status.
+// run executes one command line and returns the exit status. On a terminal
+// (and without NO_COLOR) what it prints is coloured.
 func run(args []string, stdout, stderr io.Writer) int {
+	rawErr, colourErr := stderr, colourOn(stderr)
+	if colourOn(stdout) && len(args) > 0 && colouredCommands[args[0]] {
+		cw := &colourWriter{w: stdout}
+		defer cw.Flush()
+		stdout = cw
+	}
+	if colourErr {
+		cw := &colourWriter{w: stderr}
+		defer cw.Flush()
+		stderr = cw
+	}
 	cmd := newRootCmd()
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
@@ -29,7 +41,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &diags):
 		for _, d := range diags {
-			fmt.Fprintln(stderr, d)
+			if colourErr {
+				fmt.Fprintln(rawErr, diagColour(d.String(), d.Warning))
+			} else {
+				fmt.Fprintln(stderr, d)
+			}
 		}
 		return 1
 	case errors.As(err, &exit):
@@ -39,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 }
+
+// colouredCommands print plans: their stdout is coloured on a terminal
+// (secrets show's is not: a password is copied from it).
+var colouredCommands = map[string]bool{"plan": true, "apply": true, "destroy": true, "restore": true}
 
 // exitError ends a command with a status and no further message: the
 // command has printed what there is to say.

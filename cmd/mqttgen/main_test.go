@@ -2,12 +2,26 @@ package main
 
 import (
 	"os"
+	"syscall"
 	"testing"
+
+	"github.com/mqttgen/mqttgen/deploy"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 func TestMain(m *testing.M) {
+	// The test binary as mqttgen killed with SIGKILL at a step of apply
+	// (TestApplyKilled): the hook lives in the tests only.
+	if step := os.Getenv(killAtEnv); step != "" {
+		applyCheckpoint = func(op deploy.Op, s string) {
+			if s == step {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	testscript.Main(m, map[string]func(){
 		"mqttgen": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})

@@ -97,6 +97,23 @@ func (h *opsHome) archives(dir string) []backup.Info {
 	return list
 }
 
+// archivesOf lists the project's archives in dir of one kind (a deliberate
+// backup or apply's and restore's own), newest first.
+func (h *opsHome) archivesOf(dir, kind string) []backup.Info {
+	h.t.Helper()
+	var out []backup.Info
+	for _, info := range h.archives(dir) {
+		m, err := backup.ReadManifest(info.Path)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if backup.KindOf(m) == kind {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
 func opsFreePort(t *testing.T) int { return deploytest.FreePort(t) }
 
 func opsCleanup(t *testing.T, cli *client.Client, project string) {
@@ -373,37 +390,49 @@ func testBackupRestore(t *testing.T, cli *client.Client, tag string) {
 	}
 	ret2.mu.Unlock()
 
-	// Retention: keep 2 archives of this project, the newest; another
-	// project's archive in the folder stays.
+	// Retention: keep 2 deliberate archives of this project, the newest;
+	// restore's own (automatic) archive is not counted and stays, as does
+	// another project's archive in the folder.
 	other := filepath.Join(backups, backup.Name(h.project+"-other", time.Now().Add(-time.Hour)))
 	os.WriteFile(other, []byte("x"), 0o600)
+	automatic := h.archivesOf(backups, backup.KindAutomatic)
+	if len(automatic) != 1 {
+		t.Fatalf("%d automatic archives after the restore over a running broker, want its safety backup", len(automatic))
+	}
 	for range 3 {
 		h.run(0, "Wrote ", "backup")
 	}
-	list = h.archives(backups)
+	list = h.archivesOf(backups, backup.KindManual)
 	if len(list) != 2 {
-		t.Fatalf("%d archives after 3 more backups, want backup.keep = 2", len(list))
+		t.Fatalf("%d deliberate archives after 3 more backups, want backup.keep = 2", len(list))
 	}
 	if time.Since(list[1].Time) > time.Minute {
 		t.Errorf("the archives kept are not the newest: %+v", list)
+	}
+	if got := h.archivesOf(backups, backup.KindAutomatic); len(got) != 1 || got[0].Path != automatic[0].Path {
+		t.Errorf("deliberate backups removed restore's own archive: %+v", got)
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("another project's archive was removed: %v", err)
 	}
 	h.run(0, "Removed 2 older archives (keep 1)", "backup", "--keep", "1", "--dir", backups)
-	if n := len(h.archives(backups)); n != 1 {
-		t.Errorf("--keep 1 left %d archives", n)
+	if n := len(h.archivesOf(backups, backup.KindManual)); n != 1 {
+		t.Errorf("--keep 1 left %d deliberate archives", n)
 	}
 
-	// An apply that replaces the broker takes a backup first.
+	// An apply that replaces the broker takes a backup first, an automatic
+	// one, which removes no deliberate archive.
 	newPort := opsFreePort(t)
 	text, _ := os.ReadFile(h.file)
 	os.WriteFile(h.file, bytes.Replace(text, []byte(fmt.Sprintf("port: %d", h.port)), []byte(fmt.Sprintf("port: %d", newPort)), 1), 0o644)
 	out = h.run(2, "a backup of its data and config is taken first", "plan", "--detailed-exitcode")
 	out = h.run(0, "Backup written: ", "apply", "--auto-approve")
-	list = h.archives(backups)
+	if n := len(h.archivesOf(backups, backup.KindManual)); n != 1 {
+		t.Fatalf("%d deliberate archives after the apply, want 1", n)
+	}
+	list = h.archivesOf(backups, backup.KindAutomatic)
 	if len(list) != 2 {
-		t.Fatalf("%d archives after the apply, want 2 (keep)", len(list))
+		t.Fatalf("%d automatic archives after the apply, want 2 (restore's and apply's)", len(list))
 	}
 	if a, err := backup.Open(list[0].Path); err != nil || !strings.Contains(a.Manifest.Reason, "before replacing the broker") {
 		t.Errorf("the newest archive is not apply's: %v %+v", err, a)

@@ -46,7 +46,13 @@ keeps them out of git.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			// plan writes nothing (what is missing is made in memory), so it
+			// takes no lock; a saved plan keeps what it shows, and locks.
+			open := g.openRead
+			if out != "" {
+				open = g.open
+			}
+			h, err := open(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -61,6 +67,7 @@ keeps them out of git.`,
 			defer cli.Close()
 			p := deploy.Reconcile(d, o)
 			w := cmd.OutOrStdout()
+			needs := deploy.Needs(ctx, cli, d, o, p)
 			if asJSON {
 				err = p.WriteJSON(w)
 			} else {
@@ -68,6 +75,10 @@ keeps them out of git.`,
 			}
 			if err != nil {
 				return err
+			}
+			// What apply will need from the engine and its host.
+			for _, n := range needs {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", n)
 			}
 			if out != "" {
 				home, err := filepath.Abs(pathArg(args))

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -50,6 +53,7 @@ Nothing is written when the home has an error or a secret cannot be read.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %d files to %s\n", len(files), out)
+			warnUnignored(cmd.ErrOrStderr(), out, files)
 			return nil
 		},
 	}
@@ -57,4 +61,24 @@ Nothing is written when the home has an error or a secret cannot be read.`,
 	cmd.Flags().BoolVar(&local, "local", false, "paths into the output folder, to run mosquitto on this host")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", "", "with --local: the folder of Mosquitto 2.1's mosquitto_acl_file.so and mosquitto_password_file.so (default: found beside the mosquitto on PATH)")
 	return cmd
+}
+
+// warnUnignored warns when render wrote secrets into a git work tree that
+// does not ignore them (say, "render myhome -o out" from the repository
+// above the home, whose .gitignore covers only myhome/out).
+func warnUnignored(w io.Writer, out string, files []generators.File) {
+	root, paths, err := workspace.Unignored(out, files)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "warning: %s is inside the git work tree %s, and git could not say whether it ignores the passwords and keys written there (%v): make sure it does\n", out, root, err)
+	case len(paths) > 0:
+		line := filepath.Base(out)
+		if abs, err := filepath.Abs(out); err == nil {
+			if rel, err := filepath.Rel(root, abs); err == nil {
+				line = filepath.ToSlash(rel)
+			}
+		}
+		fmt.Fprintf(w, "warning: %s is inside the git work tree %s, which does not ignore %s: these hold passwords or keys; add the line /%s/ to %s\n",
+			out, root, strings.Join(paths, ", "), line, filepath.Join(root, ".gitignore"))
+	}
 }

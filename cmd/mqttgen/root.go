@@ -32,7 +32,9 @@ It checks the file, renders the broker's files, and keeps the passwords out of g
   mqttgen render myhome -o out # write mosquitto.conf, passwd, acl, certs`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("mqttgen {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.state, "state", "", "state directory (passwords, certificates); default $"+workspace.StateEnv+" or .mqttgen beside home.cue")
 	root.AddCommand(newInitCmd(), newImportCmd(g), newVetCmd(g), newRenderCmd(g), newSecretsCmd(g), newServeCmd(g), newDiscoveryCmd(g), newBrokerCmd(), newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g), newBackupCmd(g), newRestoreCmd(g), newStatusCmd(g), newACLCmd(), newVerifyCmd(g))
 	releaseAfterRun(root, g)
@@ -76,6 +78,30 @@ func (g *globals) open(path string, stderr io.Writer) (*workspace.Home, error) {
 	}
 	printWarnings(stderr, h.Warnings)
 	return h, nil
+}
+
+// openRead loads the home for a command that only reads it (plan, status,
+// secrets show): no lock, so it answers while another command, say an apply
+// waiting at its prompt, holds it; and nothing is written into the state
+// directory (workspace.Home.ReadOnly).
+func (g *globals) openRead(path string, stderr io.Writer) (*workspace.Home, error) {
+	h, err := workspace.Open(path, g.state)
+	if err != nil {
+		return nil, err
+	}
+	h.ReadOnly()
+	printWarnings(stderr, h.Warnings)
+	return h, nil
+}
+
+// lockHome turns a home opened with openRead into one this command may
+// write: it takes the lock.
+func (g *globals) lockHome(h *workspace.Home) error {
+	if err := g.lock(h.Dir, h.Secrets.Dir); err != nil {
+		return err
+	}
+	h.Secrets.ReadOnly = false
+	return nil
 }
 
 // lock takes the lock of the home in folder dir, once per command.

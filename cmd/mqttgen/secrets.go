@@ -27,7 +27,7 @@ or reads it from where home.cue says (password: file: PATH or env: NAME).`,
 		Example: `  mqttgen secrets show homeassistant | wl-copy`,
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, account, err := g.account(cmd, args)
+			h, account, err := g.account(cmd, args, true)
 			if err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ takes effect at the next render (and apply); it is not printed: use
 		Example: `  mqttgen secrets rotate zigbee2mqtt && mqttgen render -o out`,
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, account, err := g.account(cmd, args)
+			h, account, err := g.account(cmd, args, false)
 			if err != nil {
 				return err
 			}
@@ -76,7 +76,7 @@ config flow asks for. Formats: text, json, yaml, env (MQTT_HOST=...), esphome
   mqttgen secrets bundle livingroom-climate --format esphome >> esphome/secrets.yaml`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			h, account, err := g.account(cmd, args)
+			h, account, err := g.account(cmd, args, true)
 			if err != nil {
 				return err
 			}
@@ -97,15 +97,29 @@ config flow asks for. Formats: text, json, yaml, env (MQTT_HOST=...), esphome
 	return cmd
 }
 
-// account finds USER among the home's users and devices.
-func (g *globals) account(cmd *cobra.Command, args []string) (*workspace.Home, schema.Account, error) {
-	h, err := g.open(pathArg(args[1:]), cmd.ErrOrStderr())
+// account finds USER among the home's users and devices. A read-only
+// command (show, bundle) takes the home's lock only when it has something to
+// write (a password or the CA made on first need), so it answers while an
+// apply holds the lock at its prompt.
+func (g *globals) account(cmd *cobra.Command, args []string, readOnly bool) (*workspace.Home, schema.Account, error) {
+	var h *workspace.Home
+	var err error
+	if readOnly {
+		h, err = g.openRead(pathArg(args[1:]), cmd.ErrOrStderr())
+	} else {
+		h, err = g.open(pathArg(args[1:]), cmd.ErrOrStderr())
+	}
 	if err != nil {
 		return nil, schema.Account{}, err
 	}
 	var names []string
 	for _, a := range h.Config.Accounts() {
 		if a.Name == args[0] {
+			if readOnly && !h.HasSecretsOf(a) {
+				if err := g.lockHome(h); err != nil {
+					return nil, schema.Account{}, err
+				}
+			}
 			return h, a, nil
 		}
 		names = append(names, a.Name)

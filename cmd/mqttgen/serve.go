@@ -58,19 +58,27 @@ with Ctrl-C; SIGHUP reloads passwords and acl (after a new render or serve).`,
 			// while the broker serves them.
 			g.unlock()
 			ep := generators.ClientEndpoints(h.Config)
-			for _, l := range []struct {
-				scheme string
-				port   int
-			}{{"mqtt", ep.Port}, {"mqtts", ep.TLSPort}, {"ws", ep.WebsocketsPort}, {"wss", ep.WSSPort}} {
-				if l.port != 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "serving %s://%s:%d\n", l.scheme, ep.Host, l.port)
-				}
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "logins: mqttgen secrets bundle USER %s\n", pathArg(args))
-			run := broker.RunOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Version: buildVersion()}
-			if pr := h.Config.Monitoring.Prometheus; pr.Enabled {
+			stderr := cmd.ErrOrStderr()
+			run := broker.RunOptions{Stdout: cmd.OutOrStdout(), Stderr: stderr, Version: buildVersion()}
+			pr := h.Config.Monitoring.Prometheus
+			if pr.Enabled {
 				run.MetricsListen = fmt.Sprintf(":%d", pr.Port)
-				fmt.Fprintf(cmd.ErrOrStderr(), "metrics: http://%s:%d/metrics\n", ep.Host, pr.Port)
+			}
+			// "serving" only once every listener is bound: a port in use
+			// ends serve with the cause and no such line.
+			run.Started = func() {
+				for _, l := range []struct {
+					scheme string
+					port   int
+				}{{"mqtt", ep.Port}, {"mqtts", ep.TLSPort}, {"ws", ep.WebsocketsPort}, {"wss", ep.WSSPort}} {
+					if l.port != 0 {
+						fmt.Fprintf(stderr, "serving %s://%s:%d\n", l.scheme, ep.Host, l.port)
+					}
+				}
+				fmt.Fprintf(stderr, "logins: mqttgen secrets bundle USER %s\n", pathArg(args))
+				if pr.Enabled {
+					fmt.Fprintf(stderr, "metrics: http://%s:%d/metrics\n", ep.Host, pr.Port)
+				}
 			}
 			return broker.Run(cmd.Context(), filepath.Join(out, "config", "mosquitto.conf"), run)
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqttgen/mqttgen/deploy/deploytest"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -162,4 +164,107 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestServeSaysServingOnceBound: serve prints "serving" only after the
+// broker bound its listeners; with the port taken it ends with the cause and
+// never says it.
+func TestServeSaysServingOnceBound(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	home := fmt.Sprintf("package home\nlisteners: mqtt: {port: %d, bind: \"127.0.0.1\"}\nusers: admin: acl: [\"readwrite #\"]\n", port)
+	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := make(chan int, 1)
+	go func() { code <- run([]string{"serve", dir}, &stdout, &stderr) }()
+	select {
+	case c := <-code:
+		if c == 0 {
+			t.Errorf("serve on a taken port exited 0")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve on a taken port did not end")
+	}
+	if bytes.Contains(stderr.Bytes(), []byte("serving")) {
+		t.Errorf("serve said serving on a port it could not bind:\n%s", stderr.String())
+	}
+	if !bytes.Contains(stderr.Bytes(), []byte("address already in use")) {
+		t.Errorf("the cause is not named:\n%s", stderr.String())
+	}
+}
+
+// TestDiscoveryPublishedAddress: with a broker.hostname that does not resolve
+// (init's mqtt.home.arpa before the house's DNS knows it), discovery publish
+// says so and publishes through the published address instead of failing.
+func TestDiscoveryPublishedAddress(t *testing.T) {
+	port := deploytest.FreePort(t)
+	dir := t.TempDir()
+	home := fmt.Sprintf(`package home
+broker: hostname: "mqtt.invalid"
+listeners: mqtt: port: %d
+users: homeassistant: preset: "homeassistant"
+homeassistant: {}
+devices: porch: {publishes: ["motion"], entities: motion: component: "binary_sensor"}
+`, port)
+	if err := os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetArgs([]string{"serve", dir})
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&signalWriter{seen: started, want: []byte("serving")})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("serve ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"discovery", "publish", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("discovery publish: exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	want := "broker.hostname mqtt.invalid does not resolve here; publishing through the published address 127.0.0.1 instead"
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q does not say %q", stderr.String(), want)
+	}
+	if !strings.Contains(stdout.String(), "published 1, cleared 0") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+}
+
+// signalWriter closes seen once want was written to it.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want []byte
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.want != nil && bytes.Contains(w.buf.Bytes(), w.want) {
+		close(w.seen)
+		w.want = nil
+	}
+	return len(p), nil
 }

@@ -21,13 +21,22 @@ backup.dir, and whether what runs is what home.cue asks for (the plan of
 $SYS is read as monitoring.prometheus.user when that user exists and may read
 it, else as the first account whose rules grant "read $SYS/#"; without one,
 status says so and how to add one. The figures are those of the broker's last
-$SYS update (every 10 s).`,
+$SYS update (every 10 s).
+
+Exit codes, for monitors: 0 the broker serves what home.cue asks for; 1 status
+itself failed (the home does not vet); 2 drift (it runs, but not what home.cue
+asks for); 3 the broker is down or missing (no container, not running, or
+unhealthy); 4 the Docker engine cannot be asked (the state is unknown); 5 the
+deployed acl or passwd does not parse (Mosquitto 2.0 then runs without access
+control, 2.1 quits). The first line after the header says which, and --json
+has it as "state" and "exit_code".`,
 		Example: `  mqttgen status
-  mqttgen status --json myhome | jq .stats`,
+  mqttgen status --json myhome | jq .stats
+  mqttgen status >/dev/null; echo $?   # 0 serving, 2 drift, 3 down, 4 engine unreachable, 5 access control broken`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
+			h, err := g.openRead(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -41,10 +50,13 @@ $SYS update (every 10 s).`,
 			} else {
 				err = r.WriteText(cmd.OutOrStdout())
 			}
-			if err == nil && connErr != nil {
-				return exitError(1)
+			if err != nil {
+				return err
 			}
-			return err
+			if r.Exit != status.ExitServing {
+				return exitError(r.Exit)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
