@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/mqttgen/mqttgen/broker"
-	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )

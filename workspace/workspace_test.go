@@ -306,6 +306,7 @@ func TestLocalChownsOnlyBrokerFiles(t *testing.T) {
 		t.Errorf("%d of %d broker files owned by %s", owned, len(broker), LocalBrokerUser)
 	}
 }
+
 // TestServerCertificateName: the server certificate's common name is
 // broker.hostname, not the first of its names in sorted order (an IP address
 // sorts before a DNS name); a certificate of another common name is made anew.
