@@ -52,7 +52,18 @@ type Report struct {
 	Stats        *Stats        `json:"stats,omitempty"`
 	Certificates []Certificate `json:"certificates,omitempty"`
 	Backup       Backup        `json:"backup"`
-	Config       Config        `json:"config"`
+	// Verified is when mqttgen verify --live last passed against the
+	// project; nil when it never did.
+	Verified *Verified `json:"verified,omitempty"`
+	Config   Config    `json:"config"`
+}
+
+// Verified is the last passing run of verify --live. Current says whether
+// it was against the broker's current container (it started before the
+// run), not an earlier deployment.
+type Verified struct {
+	workspace.Verified
+	Current bool `json:"current"`
 }
 
 // Engine is the Docker engine.
@@ -165,6 +176,9 @@ func gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 	now := opts.Now()
 	r := &Report{Project: h.Config.Deploy.Project, Home: h.Dir, Time: now.UTC()}
 	r.Backup = lastBackup(h, now)
+	if v, ok, err := h.LastVerified(); err == nil && ok {
+		r.Verified = &Verified{Verified: v}
+	}
 
 	d, derr := deploy.FromHome(h, now)
 	if derr != nil {
@@ -190,6 +204,9 @@ func gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 		}
 	}
 	r.Broker = brokerInfo(ctx, cli, r.Project, cur, d, now)
+	if v := r.Verified; v != nil && r.Broker.Exists {
+		v.Current = !r.Broker.StartedAt.IsZero() && v.PassedAt.After(r.Broker.StartedAt)
+	}
 	r.Broker.AccessControl = accessControl(cur)
 	r.Certificates = certificates(brokerFiles(d, cur), now, cur, true)
 	if cur != nil && cur.State == "running" {
@@ -606,6 +623,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		line("last backup", "none in %s (mqttgen backup makes one)", bk.Dir)
 	default:
 		line("last backup", "%s ago: %s (%d archives, keep %d)", human.Duration(time.Duration(bk.AgeSec)*time.Second), bk.Newest, bk.Count, bk.Keep)
+	}
+	if v := r.Verified; v != nil {
+		text := fmt.Sprintf("verify --live passed %s ago (%d checks, %d not sent live) on %s", human.Duration(max(0, r.Time.Sub(v.PassedAt))), v.Checks, v.Skipped, v.Host)
+		if r.Broker != nil && r.Broker.Exists && !v.Current {
+			text += ", before the current broker started: run it again"
+		}
+		line("verified", "%s", text)
+	} else {
+		line("verified", "never (mqttgen verify --live proves the expectations on the deployed broker)")
 	}
 	cf := r.Config
 	switch {

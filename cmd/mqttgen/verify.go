@@ -11,6 +11,7 @@ import (
 
 	"github.com/mqttgen/mqttgen/aclcheck"
 	"github.com/mqttgen/mqttgen/verify"
+	"github.com/mqttgen/mqttgen/workspace"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -64,7 +65,7 @@ Exit status 0 only when every check passes.`,
 				reports = append(reports, rep)
 				if rep.OK() {
 					passed, skipped := tally(rep)
-					if err := verify.WriteRecord(h.Secrets.Dir, verify.Record{PassedAt: time.Now().UTC(), Project: h.Config.Deploy.Project, Host: t.Host, Checks: passed, Skipped: skipped}); err != nil {
+					if err := h.RecordVerified(workspace.Verified{PassedAt: time.Now().UTC(), Project: h.Config.Deploy.Project, Host: t.Host, Checks: passed, Skipped: skipped}); err != nil {
 						return err
 					}
 				}

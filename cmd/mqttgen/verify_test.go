@@ -155,8 +155,20 @@ deploy: project: %q
 		t.Errorf("the household's lamp lost its connection during verify --live: %v", err)
 	default:
 	}
-	if r, ok, err := verify.LastPassed(stateDir, project); err != nil || !ok || time.Since(r.PassedAt) > time.Minute {
-		t.Errorf("the passing live run is not recorded: %+v %v %v", r, ok, err)
+	// status shows when verify --live last passed against this deployment.
+	_, out := run("status", "--json", homeFile)
+	var st struct {
+		Verified *struct {
+			PassedAt time.Time `json:"passed_at"`
+			Checks   int       `json:"checks"`
+			Current  bool      `json:"current"`
+		} `json:"verified"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Verified == nil || time.Since(st.Verified.PassedAt) > time.Minute || st.Verified.Checks == 0 || !st.Verified.Current {
+		t.Errorf("status does not show the passing live run (%v):\n%s", err, out)
+	}
+	if _, text := run("status", homeFile); !strings.Contains(text, "verify --live passed") {
+		t.Errorf("status's text does not say when verify --live passed:\n%s", text)
 	}
 	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
