@@ -62,12 +62,18 @@ var rules = []rule{
 	{"deploy", []string{"backup", "engine", "generators", "schema", "workspace", "pki", "mosquitto/*", "internal/*"}, []string{"deploy/deploytest", "backup/backuptest", "secrets"}},
 	{"deploy/deploytest", []string{"engine"}, nil},
 	{"status", []string{"backup", "deploy", "engine", "generators", "workspace", "pki", "mosquitto/*", "internal/*"}, nil},
+	// Kubernetes manifests from the rendered files; kubetest starts a real
+	// API server for the tests and knows nothing of ours.
+	{"kube", []string{"schema", "generators", "mosquitto/*"}, []string{"kube/kubetest"}},
+	{"kube/kubetest", nil, nil},
 
 	// Benchmarks, commands and the tests across packages.
 	{"bench", []string{"workspace", "generators", "schema", "mosquitto/*"}, nil},
 	{"cmd/*", []string{"*"}, []string{"*"}},
 	{"integration", nil, []string{"*"}},
 	{"integration/*", nil, []string{"*"}},
+	// Scratch modules that build the tests' tools (the Makefile's kube-bin).
+	{"tools/*", nil, nil},
 	{"", nil, nil}, // this file's package
 }
 
