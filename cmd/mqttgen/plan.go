@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -86,6 +87,9 @@ apply FILE" then performs exactly it, and refuses it once the engine changed.`,
 
 // desiredOf renders the home and builds the state it asks for.
 func desiredOf(h *workspace.Home) (*deploy.Desired, error) {
+	if err := dockerTarget(h); err != nil {
+		return nil, err
+	}
 	return deploy.FromHome(h, time.Now())
 }
 
@@ -116,4 +120,13 @@ func confirm(cmd *cobra.Command, what string) bool {
 	fmt.Fscanln(cmd.InOrStdin(), &answer)
 	fmt.Fprintln(w)
 	return answer == "yes"
+}
+
+// dockerTarget refuses a home that deploys to Kubernetes: plan, apply and
+// destroy drive the Docker engine alone for now.
+func dockerTarget(h *workspace.Home) error {
+	if t := h.Config.Deploy.Target; t != schema.TargetDocker {
+		return fmt.Errorf("deploy.target is %q: plan, apply and destroy drive the Docker engine; for a cluster, run `mqttgen render` and `kubectl apply -k out/kubernetes`", t)
+	}
+	return nil
 }
