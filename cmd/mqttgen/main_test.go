@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -16,8 +15,10 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI scenarios in testdata/script.
 func TestScripts(t *testing.T) {
+	t.Cleanup(removeScriptImage)
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Cmds: scriptCmds,
+		Dir:  "testdata/script",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("MQTTGEN_STATE", "")
 			return nil
@@ -26,7 +27,7 @@ func TestScripts(t *testing.T) {
 			if cond == "root" {
 				return os.Geteuid() == 0, nil
 			}
-			return false, fmt.Errorf("unknown condition %q", cond)
+			return scriptCondition(cond)
 		},
 	})
 }

@@ -1,7 +1,14 @@
-// Package conf reads a mosquitto.conf as mqttgen renders it, for the bundled
-// broker. It knows every option the generator can write, with Mosquitto 2.0's
-// meaning, placement rules and value checks; any other option is refused with
-// its file:line and the reason, as Mosquitto refuses unknown options at start.
+// Package conf is the one place that knows mosquitto.conf. Parse and Load
+// read a file as mqttgen renders it, for the bundled broker: every option
+// the generator can write, with Mosquitto 2.0's meaning, placement rules
+// and value checks; any other option is refused with its file:line and the
+// reason, as Mosquitto refuses unknown options at start. Read reads any
+// file leniently (a deployed one, another version's, one written by hand),
+// keeping each line's position and section, for deploy, backup and
+// importers; Redact hides its secrets. tables.go holds what the rest of
+// mqttgen asks about options: which each engine reloads on SIGHUP, which
+// hold secrets, each engine's database, which belong to a listener or a
+// bridge.
 //
 // The package knows nothing of home.cue: the broker reads the rendered files
 // exactly as Mosquitto does.
