@@ -465,7 +465,7 @@ func (c *checker) kubernetes() {
 	if b.Engine == EngineMqttgen && b.Image == "" {
 		c.errorf("broker.engine", "the bundled broker's image %s is built on this host by apply, which a cluster cannot pull: push it to a registry and set broker.image", b.ImageRef())
 	}
-	if c.cfg.Monitoring.Prometheus.Enabled && b.Engine == EngineMosquitto {
-		c.warnf("monitoring.prometheus", "the exporter is not rendered for Kubernetes yet: the manifests hold the broker alone")
+	if c.cfg.Monitoring.Prometheus.Enabled {
+		c.warnf("monitoring.prometheus", "metrics are not rendered for Kubernetes yet: the manifests hold the broker alone, without the exporter or the metrics port")
 	}
 }
