@@ -9,59 +9,25 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/yaml"
 
+	"github.com/mqttgen/mqttgen/kube"
 	"github.com/mqttgen/mqttgen/kube/kubetest"
 )
 
-// applier sends manifests to the API server as server-side apply does.
-type applier struct {
-	dyn    dynamic.Interface
-	mapper *restmapper.DeferredDiscoveryRESTMapper
-}
+// applier applies manifests as the tests read them: an error alone.
+type applier struct{ *kube.Applier }
 
-func newApplier(t *testing.T, cfg *rest.Config) *applier {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+func newApplier(t *testing.T, cfg *rest.Config) applier {
+	a, err := kube.NewApplier(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &applier{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+	return applier{a}
 }
 
-// apply applies one manifest with field manager mqttgen and strict field
-// validation; dryRun asks the server to validate and admit it without
-// storing it.
-func (a *applier) apply(manifest []byte, dryRun bool) error {
-	data, err := yaml.YAMLToJSON(manifest)
-	if err != nil {
-		return err
-	}
-	var u unstructured.Unstructured
-	if err := u.UnmarshalJSON(data); err != nil {
-		return err
-	}
-	gvk := u.GroupVersionKind()
-	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return err
-	}
-	opts := metav1.PatchOptions{FieldManager: "mqttgen", FieldValidation: "Strict"}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	_, err = a.dyn.Resource(m.Resource).Namespace(u.GetNamespace()).Patch(context.Background(), u.GetName(), types.ApplyPatchType, data, opts)
+func (a applier) apply(manifest []byte, dryRun bool) error {
+	_, err := a.Apply(context.Background(), manifest, dryRun)
 	return err
 }
 
@@ -145,4 +111,49 @@ func TestAPIServerAcceptsManifests(t *testing.T) {
 			}
 		}
 	})
+}
+
+// ApplyAll creates every object, applying again changes nothing, and a
+// changed account changes the Secret alone.
+func TestApplyAll(t *testing.T) {
+	a := newApplier(t, kubetest.Start(t))
+	ctx := context.Background()
+	home := goldenHome(t, "testdata/golden/minimal.txtar")
+	summary := func(rs []kube.Result) string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.String())
+		}
+		return strings.Join(out, "\n")
+	}
+	rs, err := a.ApplyAll(ctx, render(t, "home.cue", home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `Namespace mqttgen applied
+ConfigMap mqttgen/mqttgen-config applied
+Secret mqttgen/mqttgen-secret applied
+StatefulSet mqttgen/mqttgen applied
+Service mqttgen/mqttgen applied`
+	if got := summary(rs); got != want {
+		t.Errorf("first apply:\n%s\nwant:\n%s", got, want)
+	}
+	if rs, err = a.ApplyAll(ctx, render(t, "home.cue", home)); err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(rs); strings.Contains(got, " applied") {
+		t.Errorf("second apply changed objects:\n%s", got)
+	}
+	changed := append(home, "users: guest: acl: [\"read public/#\"]\n"...)
+	if rs, err = a.ApplyAll(ctx, render(t, "home.cue", changed)); err != nil {
+		t.Fatal(err)
+	}
+	want = `Namespace mqttgen unchanged
+ConfigMap mqttgen/mqttgen-config unchanged
+Secret mqttgen/mqttgen-secret applied
+StatefulSet mqttgen/mqttgen unchanged
+Service mqttgen/mqttgen unchanged`
+	if got := summary(rs); got != want {
+		t.Errorf("a new user:\n%s\nwant:\n%s", got, want)
+	}
 }
