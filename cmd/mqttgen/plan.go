@@ -122,11 +122,11 @@ func confirm(cmd *cobra.Command, what string) bool {
 	return answer == "yes"
 }
 
-// dockerTarget refuses a home that deploys to Kubernetes: plan, apply and
-// destroy drive the Docker engine alone for now.
+// dockerTarget refuses a home that deploys to Kubernetes: plan and destroy
+// drive the Docker engine alone for now.
 func dockerTarget(h *workspace.Home) error {
 	if t := h.Config.Deploy.Target; t != schema.TargetDocker {
-		return fmt.Errorf("deploy.target is %q: plan, apply and destroy drive the Docker engine; for a cluster, run `mqttgen render` and `kubectl apply -k out/kubernetes`", t)
+		return fmt.Errorf(`deploy.target is %q: plan and destroy drive the Docker engine; for a cluster, run "mqttgen apply --auto-approve --wait=false", or "mqttgen render" and "kubectl apply -k out/kubernetes"`, t)
 	}
 	return nil
 }
