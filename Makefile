@@ -10,7 +10,7 @@ EXAMPLE ?= examples/minimal
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build install run test deps vet fuzz clean bench
+.PHONY: all build install run test deps vet fuzz clean bench kube-bin
 
 all: build
 
@@ -51,7 +51,23 @@ bin/testmqtt:
 	$(GO) get github.com/bromq-dev/testmqtt@v0.1.1; \
 	$(GO) build -o "$(CURDIR)/bin/testmqtt" github.com/bromq-dev/testmqtt
 
-test: deps vet bin/testmqtt
+# kube-apiserver and etcd for the Kubernetes tests (kube/kubetest), built once
+# from the Go module proxy into a cache outside the clone and kept there
+# (about 11 minutes on 2 cores the first time, nothing afterwards): the
+# scratch modules in tools/kube pin k8s.io/kubernetes with every staging
+# module k8s.io/X replaced by its published v0.N.M, and etcd's server. The
+# tests find them at the same path (or $$MQTTGEN_KUBE_BIN).
+KUBE_VERSION := 1.37.2
+KUBE_BIN ?= $(or $(MQTTGEN_KUBE_BIN),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mqttgen/kube/v$(KUBE_VERSION))
+kube-bin:
+	@set -e; d="$(KUBE_BIN)"; \
+	if [ -x "$$d/kube-apiserver" ] && [ -x "$$d/etcd" ]; then exit 0; fi; \
+	mkdir -p "$$d"; echo "building kube-apiserver v$(KUBE_VERSION) and etcd into $$d (once)"; \
+	(cd tools/kube/apiserver && $(GO) build -o "$$d/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver); \
+	(cd tools/kube/etcd && $(GO) build -o "$$d/etcd.tmp" .); \
+	mv "$$d/kube-apiserver.tmp" "$$d/kube-apiserver"; mv "$$d/etcd.tmp" "$$d/etcd"
+
+test: deps vet bin/testmqtt kube-bin
 	$(GO) test -count=1 -timeout 18m ./...
 
 # Each fuzz target for a while (FUZZTIME=5m for longer).

@@ -42,6 +42,7 @@ func check(cfg *Config, pos *positions) Diagnostics {
 	if err := Project.Check(cfg.Deploy.Project); err != nil {
 		c.errorf("deploy.project", "%s", describe(cfg.Deploy.Project, err))
 	}
+	c.kubernetes()
 	return c.diags
 }
 
@@ -54,6 +55,11 @@ var (
 	hostnameRE = regexp.MustCompile(`^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
 	envNameRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	projectRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	// Kubernetes' names: an RFC 1123 label (namespaces), an RFC 1035 label
+	// (Services: starts with a letter), an RFC 1123 subdomain (StorageClasses).
+	dns1123LabelRE     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1035LabelRE     = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123SubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
 func validHost(s string) bool { return net.ParseIP(s) != nil || hostnameRE.MatchString(s) }
@@ -375,5 +381,55 @@ func (c *checker) backup() {
 	}
 	if _, err := ParseCron(b.Schedule); err != nil {
 		c.errorf("backup.schedule", "%v", err)
+	}
+}
+
+// maxObjectName leaves room in 63 characters for what Kubernetes appends to
+// the StatefulSet's name: "-" and an 10-character revision hash in the
+// controller-revision-hash label of its pods.
+const maxObjectName = 52
+
+func (c *checker) kubernetes() {
+	d := c.cfg.Deploy
+	if d.Target != TargetKubernetes {
+		if d.Kubernetes != nil {
+			c.warnf("deploy.kubernetes", "target is %q, so these settings are unused: set target: \"kubernetes\" or remove them", d.Target)
+		}
+		return
+	}
+	k := d.Kubernetes
+	if !dns1035LabelRE.MatchString(d.Project) || len(d.Project) > maxObjectName {
+		c.errorf("deploy.project", "%q cannot name the broker's StatefulSet and Service: lower-case letters, digits and '-', starting with a letter, ending with a letter or digit, at most %d characters", d.Project, maxObjectName)
+	}
+	if !dns1123LabelRE.MatchString(k.Namespace) || len(k.Namespace) > 63 {
+		c.errorf("deploy.kubernetes.namespace", "%q is not a namespace name (an RFC 1123 label): lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters", k.Namespace)
+	}
+	if k.StorageClass != "" && (!dns1123SubdomainRE.MatchString(k.StorageClass) || len(k.StorageClass) > 253) {
+		c.errorf("deploy.kubernetes.storage_class", "%q is not a StorageClass name (an RFC 1123 subdomain): lower-case letters, digits, '-' and '.', e.g. \"local-path\"", k.StorageClass)
+	}
+	if k.KubeContext != "" && strings.TrimSpace(k.KubeContext) != k.KubeContext {
+		c.errorf("deploy.kubernetes.kube_context", "%q has leading or trailing spaces: write the context's name as `kubectl config get-contexts` shows it", k.KubeContext)
+	}
+	// In a pod every listener listens on all of its addresses; listeners()
+	// already reports the binds that overlap.
+	ports := map[int]string{}
+	for _, name := range SortedKeys(c.cfg.Listeners) {
+		l := c.cfg.Listeners[name]
+		if other, ok := ports[l.Port]; ok && !overlaps(c.cfg.Listeners[other].Bind, l.Bind) {
+			c.errorf(Path("listeners", name, "port"), "port %d is also used by listener %s: in a pod listeners have no bind address of their own, so give each its own port", l.Port, other)
+		}
+		ports[l.Port] = name
+	}
+	b := c.cfg.Broker
+	if b.Engine == EngineMosquitto {
+		if v, ok := c.cfg.MosquittoVersion(); ok && v.AtLeast(2, 1) {
+			c.errorf("broker.image", "%s refuses the symlinked files of Kubernetes Secret and ConfigMap volumes (Mosquitto 2.1 and later), and mqttgen does not copy them out yet: use eclipse-mosquitto:2.0.20", b.ImageRef())
+		}
+	}
+	if b.Engine == EngineMqttgen && b.Image == "" {
+		c.errorf("broker.engine", "the bundled broker's image %s is built on this host by apply, which a cluster cannot pull: push it to a registry and set broker.image", b.ImageRef())
+	}
+	if c.cfg.Monitoring.Prometheus.Enabled {
+		c.warnf("monitoring.prometheus", "metrics are not rendered for Kubernetes yet: the manifests hold the broker alone, without the exporter or the metrics port")
 	}
 }

@@ -237,7 +237,22 @@ type Prometheus struct {
 }
 
 type Deploy struct {
-	Project string `json:"project"`
+	Project    string      `json:"project"`
+	Target     string      `json:"target"`
+	Kubernetes *Kubernetes `json:"kubernetes,omitempty"`
+}
+
+// Deploy targets.
+const (
+	TargetDocker     = "docker"
+	TargetKubernetes = "kubernetes"
+)
+
+type Kubernetes struct {
+	Namespace    string `json:"namespace"`
+	StorageClass string `json:"storage_class,omitempty"`
+	ServiceType  string `json:"service_type"`
+	KubeContext  string `json:"kube_context,omitempty"`
 }
 
 // Image is the broker image: the configured one, or the engine's default.

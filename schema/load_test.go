@@ -108,7 +108,7 @@ func TestDefaults(t *testing.T) {
 		Limits:     Limits{MaxConnections: -1, MaxQueuedMessages: 1000, MaxInflightMessages: 20},
 		Bridges:    map[string]Bridge{},
 		Monitoring: Monitoring{Prometheus: Prometheus{Port: 9234, User: "exporter"}},
-		Deploy:     Deploy{Project: "mqttgen"},
+		Deploy:     Deploy{Project: "mqttgen", Target: "docker"},
 		Expect:     []Expect{},
 	}
 	cfg.pos = nil

@@ -10,11 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
 func newApplyCmd(g *globals) *cobra.Command {
-	var autoApprove, asJSON bool
+	var autoApprove, asJSON, wait bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply [PATH | PLANFILE]",
@@ -35,7 +36,13 @@ Before any change the acl, passwd and certificates are checked (Mosquitto 2.0
 runs without any ACL check when its acl file does not parse at SIGHUP). After each
 change apply waits until the broker accepts a login on every listener and serves
 the new certificate; if it does not, apply restores the previous files or
-container, says so, and exits 1.`,
+container, says so, and exits 1.
+
+With deploy.target "kubernetes", "apply --auto-approve --wait=false" applies the
+manifests render writes under kubernetes/ to the cluster of the kubeconfig
+($KUBECONFIG or ~/.kube/config, context deploy.kubernetes.kube_context) with
+server-side apply (field manager mqttgen); there is no plan and no wait for a
+cluster yet.`,
 		Example: `  mqttgen apply
   mqttgen apply --auto-approve --json
   mqttgen plan -o home.plan && mqttgen apply home.plan`,
@@ -81,6 +88,9 @@ container, says so, and exits 1.`,
 				h, err := g.open(pathArg(args), cmd.ErrOrStderr())
 				if err != nil {
 					return err
+				}
+				if h.Config.Deploy.Target == schema.TargetKubernetes {
+					return applyKube(cmd, h, autoApprove, wait)
 				}
 				if d, err = desiredOf(h); err != nil {
 					return err
@@ -148,6 +158,7 @@ container, says so, and exits 1.`,
 	}
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "skip the question")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan and each step as JSON lines")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait for the broker after each change (deploy.target \"kubernetes\" needs --wait=false for now)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to accept a login after a change")
 	return cmd
 }

@@ -38,6 +38,9 @@ skips the question.`,
 			if err != nil {
 				return err
 			}
+			if err := dockerTarget(h); err != nil {
+				return err
+			}
 			cli, o, err := deploy.ConnectObserve(ctx, h.Config.Deploy.Project, nil)
 			if err != nil {
 				return err

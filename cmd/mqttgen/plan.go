@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -106,6 +107,9 @@ keeps them out of git.`,
 
 // desiredOf renders the home and builds the state it asks for.
 func desiredOf(h *workspace.Home) (*deploy.Desired, error) {
+	if err := dockerTarget(h); err != nil {
+		return nil, err
+	}
 	return deploy.FromHome(h, time.Now())
 }
 
@@ -136,4 +140,13 @@ func confirm(cmd *cobra.Command, what string) bool {
 	fmt.Fscanln(cmd.InOrStdin(), &answer)
 	fmt.Fprintln(w)
 	return answer == "yes"
+}
+
+// dockerTarget refuses a home that deploys to Kubernetes: plan and destroy
+// drive the Docker engine alone for now.
+func dockerTarget(h *workspace.Home) error {
+	if t := h.Config.Deploy.Target; t != schema.TargetDocker {
+		return fmt.Errorf(`deploy.target is %q: plan and destroy drive the Docker engine; for a cluster, run "mqttgen apply --auto-approve --wait=false", or "mqttgen render" and "kubectl apply -k out/kubernetes"`, t)
+	}
+	return nil
 }

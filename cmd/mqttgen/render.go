@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/kube"
+	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -23,6 +25,10 @@ func newRenderCmd(g *globals) *cobra.Command {
 		Long: `render writes the broker's files for the home at PATH into the output folder,
 laid out as the eclipse-mosquitto image expects under /mosquitto:
 config/mosquitto.conf, config/passwd, config/acl and config/certs/.
+With deploy.target "kubernetes" it writes Kubernetes manifests of them too,
+under kubernetes/ (a kustomization: kubectl apply -k OUT/kubernetes);
+kubernetes/secret.yaml holds passwd, acl and keys, is written 0600 and is
+named in kubernetes/.gitignore.
 
 Passwords are generated into the state directory on first need; hashes and
 certificates are kept while valid, so rendering twice gives identical files.
@@ -45,9 +51,20 @@ Nothing is written when the home has an error or a secret cannot be read.`,
 			if err != nil {
 				return err
 			}
+			k8s := h.Config.Deploy.Target == schema.TargetKubernetes
+			if k8s && local {
+				return fmt.Errorf("--local renders for this host, but deploy.target is \"kubernetes\": render without --local")
+			}
 			files, err := h.Render(workspace.RenderOptions{Local: local, Out: dir, Now: time.Now(), PluginDir: pluginDir})
 			if err != nil {
 				return err
+			}
+			if k8s {
+				manifests, err := kube.Manifests(h.Config, files)
+				if err != nil {
+					return err
+				}
+				files = append(files, manifests...)
 			}
 			if err := workspace.Write(dir, files, local); err != nil {
 				return err
