@@ -407,9 +407,6 @@ func (c *checker) kubernetes() {
 	if k.StorageClass != "" && (!dns1123SubdomainRE.MatchString(k.StorageClass) || len(k.StorageClass) > 253) {
 		c.errorf("deploy.kubernetes.storage_class", "%q is not a StorageClass name (an RFC 1123 subdomain): lower-case letters, digits, '-' and '.', e.g. \"local-path\"", k.StorageClass)
 	}
-	if k.KubeContext != "" && strings.TrimSpace(k.KubeContext) != k.KubeContext {
-		c.errorf("deploy.kubernetes.kube_context", "%q has leading or trailing spaces: write the context's name as `kubectl config get-contexts` shows it", k.KubeContext)
-	}
 	// In a pod every listener listens on all of its addresses; listeners()
 	// already reports the binds that overlap.
 	ports := map[int]string{}
@@ -423,7 +420,7 @@ func (c *checker) kubernetes() {
 	b := c.cfg.Broker
 	if b.Engine == EngineMosquitto {
 		if v, ok := c.cfg.MosquittoVersion(); ok && v.AtLeast(2, 1) {
-			c.errorf("broker.image", "%s refuses the symlinked files of Kubernetes Secret and ConfigMap volumes (Mosquitto 2.1 and later), and mqttgen does not copy them out yet: use eclipse-mosquitto:2.0.20", b.ImageRef())
+			c.errorf("broker.image", "%s refuses the symlinked files of Kubernetes Secret and ConfigMap volumes (Mosquitto 2.1 and later), and mqttgen does not copy them out yet: use eclipse-mosquitto:2.0", b.ImageRef())
 		}
 	}
 	if b.Engine == EngineMqttgen && b.Image == "" {

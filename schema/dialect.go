@@ -68,6 +68,9 @@ func (c *checker) dialect() {
 		}
 	}
 	if b.Engine == EngineMosquitto {
+		if ImageRef.Check(b.ImageRef()) != nil {
+			return // its grammar's error says what is wrong with it
+		}
 		tag, tagged := version.FromImage(b.ImageRef())
 		switch {
 		case tagged && b.Version != "" && (tag.Major != v.Major || tag.Minor != v.Minor):

@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/reference"
 
 	"github.com/mqttgen/mqttgen/mosquitto/acl"
+	"github.com/mqttgen/mqttgen/mosquitto/version"
 )
 
 // A Grammar is the set of values one kind of field may hold: every string of
@@ -194,6 +195,8 @@ var (
 	// Closed strings are checked elsewhere against a fixed set (the CUE
 	// schema's enumerations, units, a map key, an account's name): a
 	// closed value can only be one of a few known words.
+	// Release is a Mosquitto release, as broker.version takes it ("2.1.2").
+	Release = Grammar{"Mosquitto release", func(s string) error { _, err := version.Parse(s); return err }}
 	Closed = Grammar{"closed", func(string) error { return nil }}
 )
 
@@ -229,11 +232,13 @@ func (c *Config) StringFields() []StringField {
 	}
 	add("broker.engine", c.Broker.Engine, Closed)
 	add("broker.image", c.Broker.Image, ImageRef)
+	add("broker.version", c.Broker.Version, Release)
 	must("broker.hostname", c.Broker.Hostname, Host)
 	for _, name := range SortedKeys(c.Listeners) {
 		l := c.Listeners[name]
 		add(Path("listeners", name, "bind"), l.Bind, IP)
 		add(Path("listeners", name, "protocol"), l.Protocol, Closed)
+		list(Path("listeners", name, "protocols"), l.Protocols, Closed)
 	}
 	if t := c.TLS; t != nil {
 		list("tls.server_names", t.ServerNames, Host)
@@ -260,6 +265,8 @@ func (c *Config) StringFields() []StringField {
 		secret(p+".password", d.Password)
 		add(p+".manufacturer", d.Manufacturer, Text)
 		add(p+".model", d.Model, Text)
+		add(p+".kind", d.Kind, Closed)
+		add(p+".topic_prefix", d.TopicPrefix, Closed) // checked as a topic root with the kind
 		for _, en := range SortedKeys(d.Entities) {
 			e := d.Entities[en]
 			ep := Path("devices", name, "entities", en)
@@ -269,6 +276,8 @@ func (c *Config) StringFields() []StringField {
 			add(ep+".unit", e.Unit, Text)
 			add(ep+".state", e.State, Closed)
 			add(ep+".command", e.Command, Closed)
+			add(ep+".entity_id", e.EntityID, Text)
+			add(ep+".shelly", e.Shelly, Text)
 		}
 	}
 	// Durations and sizes are parsed to numbers before they are rendered.
@@ -311,6 +320,22 @@ func (c *Config) StringFields() []StringField {
 	}
 	add("monitoring.prometheus.user", c.Monitoring.Prometheus.User, Closed)
 	must("deploy.project", c.Deploy.Project, Project)
+	add("deploy.target", c.Deploy.Target, Closed)
+	// Expectations reach no rendered file: vet and verify read them.
+	for i, e := range c.Expect {
+		p := Path("expect", i)
+		add(p+".as", e.As, Text)
+		add(p+".client_id", e.ClientID, Text)
+		add(p+".read", e.Read, Text)
+		add(p+".write", e.Write, Text)
+	}
+	if k := c.Deploy.Kubernetes; k != nil {
+		// Kubernetes' own name rules are checked with the target (kubernetes()).
+		add("deploy.kubernetes.namespace", k.Namespace, Text)
+		add("deploy.kubernetes.storage_class", k.StorageClass, Text)
+		add("deploy.kubernetes.service_type", k.ServiceType, Closed)
+		add("deploy.kubernetes.kube_context", k.KubeContext, Text)
+	}
 	return out
 }
 

@@ -245,7 +245,7 @@ func (c cueValue) child(name string) (cueValue, bool) {
 
 func TestReadsLongSalts(t *testing.T) {
 	for image, want := range map[string]bool{
-		"": false, "eclipse-mosquitto:2.0.20": false, "eclipse-mosquitto:2.0": false,
+		"": true, "eclipse-mosquitto:2.0.20": false, "eclipse-mosquitto:2.0": false,
 		"eclipse-mosquitto:2.1.2": true, "eclipse-mosquitto:2.1": true, "eclipse-mosquitto:latest": true,
 		"eclipse-mosquitto": true, "eclipse-mosquitto:2": true, "registry:5000/eclipse-mosquitto:2.0.18": false,
 		"eclipse-mosquitto:2.1.2-openssl": true, "eclipse-mosquitto:3.0": true,

@@ -33,6 +33,7 @@ func TestApplyKubernetes(t *testing.T) {
 	os.MkdirAll(home, 0o755)
 	src := `package home
 
+broker: image: "eclipse-mosquitto:2.0.20"
 listeners: mqtt: port: 1883
 users: admin: acl: ["readwrite #"]
 deploy: {

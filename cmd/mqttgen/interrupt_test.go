@@ -34,7 +34,7 @@ type interruptHome struct {
 func newInterruptHome(t *testing.T, name string) *interruptHome {
 	cli := deploytest.Engine(t)
 	ctx := context.Background()
-	tag := deploytest.Tag(name)
+	tag := deploytest.MosquittoTag(name)
 	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func TestPlanReadOnly(t *testing.T) {
 func TestPlanChecksNeeds(t *testing.T) {
 	cli := deploytest.Engine(t)
 	ctx := context.Background()
-	tag := deploytest.Tag("needs-mosquitto")
+	tag := deploytest.MosquittoTag("needs-mosquitto")
 	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestPlanChecksNeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	absent := "mqttgen-test/absent:" + fmt.Sprint(os.Getpid())
+	absent := "mqttgen-test/absent:2.0.11-" + fmt.Sprint(os.Getpid())
 	write(absent, busy)
 	_, out := mqttgen(t, "", "plan", dir)
 	for _, want := range []string{

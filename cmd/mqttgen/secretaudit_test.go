@@ -57,7 +57,7 @@ func TestSecretAudit(t *testing.T) {
 	t.Setenv(workspace.StateEnv, "")
 	t.Setenv(backup.PassphraseEnv, "")
 	ctx := context.Background()
-	tag := deploytest.Tag("audit-mosquitto")
+	tag := deploytest.MosquittoTag("audit-mosquitto")
 	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 func TestStatusExitCodes(t *testing.T) {
 	cli := deploytest.Engine(t)
 	ctx := context.Background()
-	tag := deploytest.Tag("status-mosquitto")
+	tag := deploytest.MosquittoTag("status-mosquitto")
 	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
 		t.Fatal(err)
 	}

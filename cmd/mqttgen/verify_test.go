@@ -32,7 +32,7 @@ import (
 func TestVerifyLive(t *testing.T) {
 	cli := deploytest.Engine(t)
 	ctx := context.Background()
-	tag := deploytest.Tag("verify-mosquitto")
+	tag := deploytest.MosquittoTag("verify-mosquitto")
 	if err := deploytest.MosquittoImage(ctx, cli, tag); err != nil {
 		t.Fatal(err)
 	}
