@@ -192,11 +192,11 @@ var (
 	PatternRule = Grammar{"ACL pattern", func(s string) error { _, err := acl.ParseRule(s, true); return err }}
 	// CronExpr is a five-field cron expression systemd can express.
 	CronExpr = Grammar{"cron expression", func(s string) error { _, err := ParseCron(s); return err }}
+	// Release is a Mosquitto release, as broker.version takes it ("2.1.2").
+	Release = Grammar{"Mosquitto release", func(s string) error { _, err := version.Parse(s); return err }}
 	// Closed strings are checked elsewhere against a fixed set (the CUE
 	// schema's enumerations, units, a map key, an account's name): a
 	// closed value can only be one of a few known words.
-	// Release is a Mosquitto release, as broker.version takes it ("2.1.2").
-	Release = Grammar{"Mosquitto release", func(s string) error { _, err := version.Parse(s); return err }}
 	Closed = Grammar{"closed", func(string) error { return nil }}
 )
 
