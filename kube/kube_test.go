@@ -25,7 +25,7 @@ func render(t *testing.T, name string, src []byte) []generators.File {
 	if !bytes.Contains(src, []byte("image:")) {
 		// Mosquitto 2.1 (the default image) refuses the symlinked files of
 		// Secret and ConfigMap volumes: on Kubernetes a home runs 2.0.
-		src = append(src, "\nbroker: image: \"eclipse-mosquitto:2.0.20\"\n"...)
+		src = append(bytes.Clone(src), "\nbroker: image: \"eclipse-mosquitto:2.0.20\"\n"...)
 	}
 	cfg, diags := schema.LoadSource(name, src)
 	if diags.Errors() > 0 {
