@@ -65,15 +65,7 @@ func (x *executor) restartPrevious(ctx context.Context, op Op, s *Service, cur *
 		return ae
 	}
 	x.emit(op, "rolling-back", "Starting the previous container %s again...", cur.Name)
-	_, err := x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{})
-	if err == nil {
-		sp := cur.Spec
-		if sp == nil {
-			sp = &s.Spec
-		}
-		err = x.waitReady(ctx, op, s, cur.ID, cur.Files, sp, time.Time{}, false)
-	}
-	if err != nil {
+	if err := x.startServing(ctx, op, s, cur); err != nil {
 		ae.RollbackErr = err
 	} else {
 		ae.RolledBack = true
@@ -94,14 +86,7 @@ func (x *executor) restorePrevious(ctx context.Context, op Op, s *Service, cur *
 	x.emit(op, "rolling-back", "Restoring the previous container as %s...", op.Name)
 	_, err := x.cli.ContainerRename(ctx, cur.ID, client.ContainerRenameOptions{NewName: op.Name})
 	if err == nil && wasRunning {
-		_, err = x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{})
-		if err == nil {
-			sp := cur.Spec
-			if sp == nil {
-				sp = &s.Spec
-			}
-			err = x.waitReady(ctx, op, s, cur.ID, cur.Files, sp, time.Time{}, false)
-		}
+		err = x.startServing(ctx, op, s, cur)
 	}
 	if err != nil {
 		ae.RollbackErr = err
@@ -110,4 +95,17 @@ func (x *executor) restorePrevious(ctx context.Context, op Op, s *Service, cur *
 		x.emit(op, "rolled-back", "The previous container serves again")
 	}
 	return ae
+}
+
+// startServing starts the previous container cur and waits until it serves
+// the files and spec it was deployed with.
+func (x *executor) startServing(ctx context.Context, op Op, s *Service, cur *Container) error {
+	if _, err := x.cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{}); err != nil {
+		return err
+	}
+	sp := cur.Spec
+	if sp == nil {
+		sp = &s.Spec
+	}
+	return x.waitReady(ctx, op, s, cur.ID, cur.Files, sp, time.Time{}, false)
 }
