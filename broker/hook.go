@@ -74,7 +74,7 @@ func (h *hook) Provides(b byte) bool {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnWill, mqtt.OnQosPublish,
-		mqtt.OnPacketEncode, mqtt.OnClientExpired, mqtt.OnPublishDropped, mqtt.OnPacketSent:
+		mqtt.OnPacketEncode, mqtt.OnClientExpired, mqtt.OnPublishDropped, mqtt.OnPacketSent, mqtt.OnRetainMessage:
 		return true
 	}
 	return false
@@ -391,7 +391,33 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 		return
 	}
 	pk.Created = h.b.seq.Add(1)
+	delayedWill(&pk)
 	cl.State.Inflight.Set(pk)
+}
+
+// delayedWill clears the expiry mochi gives a will sent after its Will
+// Delay Interval: it holds the time the will was due, not a message
+// expiry, so mochi's own expiry of queued messages and the hook's check
+// at delivery dropped every delayed will (and mochi told subscribers a
+// message expiry interval of 1 s). Such a will carries the interval in
+// its Connect properties.
+func delayedWill(pk *packets.Packet) {
+	if pk.Connect.WillProperties.WillDelayInterval > 0 {
+		pk.Expiry = 0
+		pk.Properties.MessageExpiryInterval = 0
+		pk.Connect.WillProperties = packets.Properties{}
+	}
+}
+
+// OnRetainMessage stores a retained delayed will without the due time
+// mochi keeps in its expiry (see delayedWill).
+func (h *hook) OnRetainMessage(_ *mqtt.Client, pk packets.Packet, r int64) {
+	if r <= 0 || pk.Connect.WillProperties.WillDelayInterval == 0 {
+		return
+	}
+	fixed := pk.Copy(false)
+	delayedWill(&fixed)
+	h.b.srv.Topics.RetainMessage(fixed)
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
@@ -650,6 +676,7 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 	if cc != nil {
 		cc.waitRoom() // mochi holds no lock here, see coalescingConn.Write
 	}
+	delayedWill(&pk)
 	resent := pk.Created >= seqBase
 	if expired(pk, time.Now().Unix()) || (resent || pk.Created <= b.reloaded.Load()) && pk.TopicName != "" && !b.canRead(cl, pk.TopicName) {
 		if pk.FixedHeader.Qos > 0 {

@@ -103,6 +103,8 @@ type connectOpts struct {
 	MaximumPacketSize uint32
 	// NoProblemInfo sets Request Problem Information to 0.
 	NoProblemInfo bool
+	// WillDelay is MQTT 5's Will Delay Interval, 0 for none.
+	WillDelay uint32
 }
 
 func str(s string) *string { return &s }
@@ -163,6 +165,9 @@ func dialMQTT(addr string, version byte, o connectOpts) (*rawClient, packets.Pac
 		pk.Connect.WillPayload = []byte(o.Will.Payload)
 		pk.Connect.WillQos = o.Will.QoS
 		pk.Connect.WillRetain = o.Will.Retain
+		if version == 5 {
+			pk.Connect.WillProperties.WillDelayInterval = o.WillDelay
+		}
 	}
 	if version == 5 && o.MaximumPacketSize > 0 {
 		pk.Properties.MaximumPacketSize = o.MaximumPacketSize

@@ -390,6 +390,78 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// Issue 18: an MQTT 5 will with a Will Delay Interval is sent once
+		// the delay has passed (retained, if asked), not at all when the
+		// client comes back within it. Where the session ends before the
+		// delay (no session expiry, or a clean start taking the client id
+		// over), MQTT 5 says the will goes when the session ends; Mosquitto
+		// 2.0.11 sends the first after the delay and the second never, and
+		// the bundled broker does as Mosquitto (docs/broker.md).
+		name: "will delay",
+		home: stdHome,
+		run: func(r *run) {
+			a := r.h.addr("mqtt")
+			admin := r.mustConnect(a, 5, user("admin", "admin-pw", "admin"))
+			admin.subscribe(1, "alice/#")
+			will := func(id string, sessionExpiry uint32) connectOpts {
+				o := user("alice", "alice-pw", id)
+				o.Will = &message{Topic: "alice/will/" + id, Payload: "gone", QoS: 1}
+				o.WillDelay, o.SessionExpiry = 2, sessionExpiry
+				return o
+			}
+			o := will("late", 60)
+			o.Will.Retain = true
+			r.connect("will delay 2 s, retained, session expiry 60 s", a, 5, o).drop()
+			r.note("within 1 s of the drop: %s", fmtMsgs(admin.quiet(time.Second)))
+			r.note("within 5 s of the drop: %s", fmtMsgs(admin.received(1, 4*time.Second)))
+			admin.reset()
+			late := r.mustConnect(a, 5, user("admin", "admin-pw", "late-sub"))
+			r.note("a new subscriber: %s %s", late.subscribe(1, "alice/will/late"), fmtMsgs(late.received(1, 2*time.Second)))
+
+			o = will("back", 60)
+			r.connect("will delay 2 s, back within it", a, 5, o).drop()
+			time.Sleep(500 * time.Millisecond)
+			o.Clean = false
+			back := r.connect("reconnects after 0.5 s", a, 5, o)
+			r.note("4 s after the drop: %s", fmtMsgs(admin.quiet(3500*time.Millisecond)))
+			back.disconnect()
+			r.note("after its DISCONNECT: %s", fmtMsgs(admin.quiet(3*time.Second)))
+
+			o = will("nosession", 0)
+			r.connect("will delay 2 s, no session expiry", a, 5, o).drop()
+			r.note("within 1 s of the drop: %s", fmtMsgs(admin.quiet(time.Second)))
+			r.note("within 5 s of the drop: %s", fmtMsgs(admin.received(1, 4*time.Second)))
+			admin.reset()
+
+			o = will("clean", 60)
+			r.connect("will delay 2 s, taken over by a clean start", a, 5, o).drop()
+			time.Sleep(500 * time.Millisecond)
+			o.Will = nil
+			clean := r.connect("clean start after 0.5 s", a, 5, o)
+			r.note("within 1 s of the clean start: %s", fmtMsgs(admin.received(1, time.Second)))
+			admin.reset()
+			clean.disconnect()
+			r.note("3 s later: %s", fmtMsgs(admin.quiet(3*time.Second)))
+		},
+		want: []string{
+			"will delay 2 s, retained, session expiry 60 s: connack 0x00",
+			"within 1 s of the drop: []",
+			`within 5 s of the drop: [alice/will/late="gone" q1]`,
+			`a new subscriber: 0x01 [alice/will/late="gone" q1 retained]`,
+			"will delay 2 s, back within it: connack 0x00",
+			"reconnects after 0.5 s: connack 0x00 session present",
+			"4 s after the drop: []",
+			"after its DISCONNECT: []",
+			"will delay 2 s, no session expiry: connack 0x00",
+			"within 1 s of the drop: []",
+			`within 5 s of the drop: [alice/will/nosession="gone" q1]`,
+			"will delay 2 s, taken over by a clean start: connack 0x00",
+			"clean start after 0.5 s: connack 0x00",
+			"within 1 s of the clean start: []",
+			"3 s later: []",
+		},
+	},
+	{
 		name: "sessions",
 		home: stdHome,
 		run: func(r *run) {
