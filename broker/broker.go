@@ -241,10 +241,12 @@ func (b *Broker) Start() error {
 		Capabilities: b.capabilities(),
 		Logger:       slog.New(&slogHandler{l: b.log, dropped: b.noteDrop}),
 		InlineClient: true,
-		// Deliveries queued for one client are written together up to
-		// this size (2 KiB by default: a 4 KiB message went out alone).
-		// The buffer exists only while a client has writes queued.
-		ClientNetWriteBufferSize: 64 << 10,
+		// Every packet is handed to the connection wrapper at once: it
+		// writes deliveries queued for one client together (see
+		// coalescingConn.hold) in buffers it reuses, where mochi's own
+		// buffer (2 KiB by default) was allocated and grown for every
+		// burst and copied each packet once more.
+		ClientNetWriteBufferSize: 1,
 		// mochi's own $SYS topics are replaced by Mosquitto's (sys.go).
 		SysTopicResendInterval: 1 << 32,
 	})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,55 @@ type coalescingConn struct {
 	// pending is what was read before mochi got the connection (its first
 	// packet, see Broker.establish); Read returns it first.
 	pending []byte
+	// hold is set by the hook for the next write when mochi has more
+	// deliveries queued for this client: that write waits for them, as
+	// mochi's own write buffer did (which copied every packet once more
+	// into a buffer allocated for each burst), and the last one of the
+	// burst writes them all.
+	hold atomic.Bool
+}
+
+// bigBuffers recycles the buffers of bursts: a connection keeps at most
+// idleBuffer bytes of its own while it waits for input, and a burst takes
+// a buffer from here instead of growing one from nothing.
+var bigBuffers = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); return &b }}
+
+// appendBuf appends p to c.buf, growing it from the spare buffer or the
+// pool. c.mu is held.
+func (c *coalescingConn) appendBuf(p []byte) {
+	need := len(c.buf) + len(p)
+	if need > cap(c.buf) {
+		var nb []byte
+		switch {
+		case need <= idleBuffer && cap(c.spare) >= need:
+			nb, c.spare = c.spare[:0], nil
+		case need <= idleBuffer:
+			nb = make([]byte, 0, idleBuffer)
+		case need <= coalesceLimit:
+			nb = (*bigBuffers.Get().(*[]byte))[:0]
+		default:
+			nb = make([]byte, 0, need)
+		}
+		nb = append(nb, c.buf...)
+		c.recycle(c.buf)
+		c.buf = nb
+	}
+	c.buf = append(c.buf, p...)
+}
+
+// recycle keeps b as the spare buffer if it is small, or gives it back to
+// the pool. c.mu is held, and nothing else refers to b.
+func (c *coalescingConn) recycle(b []byte) {
+	switch {
+	case cap(b) == 0:
+	case cap(b) <= idleBuffer:
+		if cap(b) > cap(c.spare) {
+			c.spare = b[:0]
+		}
+	case cap(b) == coalesceLimit:
+		b = b[:0]
+		bigBuffers.Put(&b)
+	}
 }
 
 // coalesceLimit is how much may wait for the reader before a Write flushes
@@ -80,10 +130,11 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	if c.flushing || (!c.reading && len(c.buf)+len(p) < coalesceLimit) {
-		// The goroutine flushing, or the reader before its next Read,
-		// writes it.
-		c.buf = append(c.buf, p...)
+	hold := c.hold.Swap(false)
+	if c.flushing || ((!c.reading || hold) && len(c.buf)+len(p) < coalesceLimit) {
+		// The goroutine flushing, the reader before its next Read, or the
+		// last write of a burst writes it.
+		c.appendBuf(p)
 		c.mu.Unlock()
 		return len(p), nil
 	}
@@ -113,9 +164,40 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 			return n, nil
 		}
 		// Others may have appended meanwhile: the rest of p goes first.
-		c.buf = append(append(make([]byte, 0, len(p)-n+len(c.buf)), p[n:]...), c.buf...)
+		others := c.buf
+		c.buf = nil
+		c.appendBuf(p[n:])
+		c.appendBuf(others)
+		c.recycle(others)
 	} else {
-		c.buf = append(c.buf, p...)
+		// A burst: what waits and p leave in one system call.
+		c.appendBuf(p)
+		out := c.buf
+		c.buf = nil
+		c.mu.Unlock()
+		n, err := c.tryWrite(out)
+		c.mu.Lock()
+		if err != nil {
+			c.err = err
+			c.flushing = false
+			c.idle.Broadcast()
+			c.mu.Unlock()
+			return 0, err
+		}
+		others := c.buf
+		c.buf = nil
+		if n < len(out) {
+			c.appendBuf(out[n:])
+		}
+		c.recycle(out)
+		if len(c.buf) == 0 && len(others) == 0 {
+			c.flushing = false
+			c.idle.Broadcast()
+			c.mu.Unlock()
+			return len(p), nil
+		}
+		c.appendBuf(others)
+		c.recycle(others)
 	}
 	c.mu.Unlock()
 	go c.flush()
@@ -174,16 +256,14 @@ func (c *coalescingConn) waitRoom() {
 func (c *coalescingConn) flushLocked() error {
 	for len(c.buf) > 0 && c.err == nil {
 		out := c.buf
-		c.buf, c.spare = c.spare[:0], nil
+		c.buf = nil
 		c.mu.Unlock()
 		_, err := c.Conn.Write(out)
 		c.mu.Lock()
 		if err != nil {
 			c.err = err
 		}
-		if cap(out) <= coalesceLimit {
-			c.spare = out[:0]
-		}
+		c.recycle(out)
 		c.idle.Broadcast() // room for waitRoom
 	}
 	c.flushing = false
@@ -211,10 +291,8 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	// A connection waiting for input keeps no large buffer: a burst to one
 	// client must not stay allocated while it idles.
 	if len(c.buf) == 0 && cap(c.buf) > idleBuffer {
+		c.recycle(c.buf)
 		c.buf = nil
-	}
-	if cap(c.spare) > idleBuffer {
-		c.spare = nil
 	}
 	// Set under the same lock as the flush's end: nothing written from here
 	// on waits for the reader.

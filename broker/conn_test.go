@@ -338,3 +338,39 @@ func TestCloseWithSilentConnection(t *testing.T) {
 		t.Fatalf("the silent connection is still open after Close: %v", err)
 	}
 }
+
+// A burst of deliveries (the hook holds each while mochi has more queued)
+// leaves in one system call with the last one, in order, while the reader
+// waits in Read; and nothing is held once the burst ends.
+func TestCoalescingConnHoldsBurst(t *testing.T) {
+	cc, counted, client := tcpPair(t)
+	go cc.Read(make([]byte, 1))
+	waitConn(t, cc, "the reader never reached Read", func() bool { return cc.reading })
+	var want []byte
+	for i := range 10 {
+		p := bytes.Repeat([]byte{byte('a' + i)}, 700) // past idleBuffer: a pooled buffer
+		want = append(want, p...)
+		cc.hold.Store(i < 9)
+		if _, err := cc.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		if i < 9 && counted.writes.Load() != 0 {
+			t.Fatalf("delivery %d of the burst was written before the last", i+1)
+		}
+	}
+	if got := readN(t, client, len(want)); !bytes.Equal(got, want) {
+		t.Fatal("the burst arrived changed")
+	}
+	if n := counted.writes.Load(); n != 1 {
+		t.Fatalf("the burst took %d writes, want 1", n)
+	}
+	// A held write that no delivery follows (the hook dropped the rest of
+	// the queue) leaves with the empty write the hook then makes.
+	cc.hold.Store(true)
+	cc.Write([]byte("held"))
+	cc.Write(nil)
+	if got := readN(t, client, 4); string(got) != "held" {
+		t.Fatalf("client got %q", got)
+	}
+	waitConn(t, cc, "a write stayed held", func() bool { return len(cc.buf) == 0 && !cc.flushing })
+}

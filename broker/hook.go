@@ -43,6 +43,8 @@ type clientState struct {
 	window *sendWindow
 	// cut holds the messages of a resumed session past the window.
 	cut []packets.Packet
+	// acls caches the client's access decisions.
+	acls aclCache
 }
 
 // packetIDs maps packet ids the client chose to stand-ins. MQTT gives
@@ -506,7 +508,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	b.stats.publishBytesIn.Add(int64(len(pk.Payload)))
 	sec := b.sec.Load().byListener[cl.Net.Listener]
-	if sec != nil && sec.canWrite(aclClient(cl), pk.TopicName) {
+	if sec != nil && b.mayWrite(cl, b.state(cl), sec, pk.TopicName) {
 		return pk, nil
 	}
 	if b.log.enabled(logDebug) {
@@ -553,16 +555,18 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if strings.ContainsAny(topic, "+#") {
 		return true
 	}
-	if st := h.b.state(cl); st != nil && st.subscribing.Load() > 0 && calledFromSubscribe() {
+	st := h.b.state(cl)
+	if st != nil && st.subscribing.Load() > 0 && calledFromSubscribe() {
 		return true
 	}
-	return h.b.canRead(cl, topic)
+	sec := h.b.sec.Load().byListener[cl.Net.Listener]
+	return sec != nil && h.b.mayRead(cl, st, sec, topic)
 }
 
 // canRead reports whether cl may receive a message on topic now.
 func (b *Broker) canRead(cl *mqtt.Client, topic string) bool {
 	sec := b.sec.Load().byListener[cl.Net.Listener]
-	return sec != nil && sec.canRead(aclClient(cl), topic)
+	return sec != nil && b.mayRead(cl, b.state(cl), sec, topic)
 }
 
 const subscribeFunc = "github.com/mochi-mqtt/server/v2.(*Server).processSubscribe"
@@ -683,7 +687,17 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			b.dropInflight(cl, pk.PacketID)
 		}
 		pk.FixedHeader.Type = 0
+		if cc != nil && queued(cl) == 0 {
+			cc.Write(nil) // what the previous deliveries held leaves now
+		}
 		return pk
+	}
+	if cc != nil {
+		// More deliveries queued: this one waits for them in the
+		// connection and the last writes them all. Not for a client with
+		// a Maximum Packet Size, where mochi may still refuse to write a
+		// packet after this point (and no write would follow).
+		cc.hold.Store(cl.Properties.Props.MaximumPacketSize == 0 && queued(cl) > 0)
 	}
 	if pk.FixedHeader.Qos == 0 {
 		return pk
