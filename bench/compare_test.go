@@ -41,3 +41,35 @@ func TestCompare(t *testing.T) {
 		t.Errorf("rows of another scenario or broker compared:\n%s", got)
 	}
 }
+
+func TestTargetsCPUAndIdle(t *testing.T) {
+	row := func(broker string, s Scenario, cpu time.Duration) Row {
+		return Row{Scenario: s, Broker: broker, Throughput: Phase{Expected: 100000, BrokerCPU: cpu}}
+	}
+	q1 := Scenario{Kind: "fan-out", N: 10, QoS: 1, Payload: 4096}
+	q0 := Scenario{Kind: "pairs", N: 10, QoS: 0, Payload: 64}
+	q2 := Scenario{Kind: "pairs", N: 10, QoS: 2, Payload: 64}
+	rep := &Report{
+		Rows: []Row{
+			row("bundled", q1, 900*time.Millisecond), row("mosquitto", q1, time.Second),
+			row("bundled", q0, 1100*time.Millisecond), row("mosquitto", q0, time.Second),
+			row("bundled", q2, 9*time.Second), row("mosquitto", q2, time.Second), // QoS 2: not a target row
+		},
+		Idle: []IdleResult{
+			{Broker: "bundled", Clients: 1000, BeforeKB: 0, AfterKB: 9000},
+			{Broker: "mosquitto", Clients: 1000, BeforeKB: 0, AfterKB: 1000},
+		},
+	}
+	got := map[string]Target{}
+	for _, tg := range Targets(rep) {
+		got[tg.Name[:12]] = tg
+	}
+	cpu := got["CPU per deli"]
+	if cpu.Met || !strings.Contains(cpu.Figure, "worst 1.10× (pairs 10→10 QoS 0 64B)") || strings.Contains(cpu.Figure, "QoS 2") ||
+		!strings.Contains(cpu.Figure, "0.90×") {
+		t.Errorf("CPU target: %+v", cpu)
+	}
+	if idle := got["RSS per idle"]; !idle.Met || !strings.Contains(idle.Name, "10×") {
+		t.Errorf("idle target: %+v", idle)
+	}
+}

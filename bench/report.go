@@ -58,6 +58,11 @@ func fmtRatio(x float64) string {
 	return fmt.Sprintf("%.2f×", x)
 }
 
+// idleTarget is the most RSS per idle connection the bundled broker may
+// take, in multiples of Mosquitto's (issue 18: 10×; the first bench's 3×
+// cannot be met with two goroutine stacks per connection, bench/README.md).
+const idleTarget = 10.0
+
 // Targets evaluates the issue's targets.
 func Targets(rep *Report) []Target {
 	var ts []Target
@@ -78,6 +83,29 @@ func Targets(rep *Report) []Target {
 	}
 	if any {
 		ts = append(ts, Target{"Throughput bundled ≥ Mosquitto on QoS 0 and 1 fan-in and pairs", strings.Join(figs, "; "), met})
+	}
+
+	// CPU per delivery (issue 18): the broker's CPU time per delivered
+	// message, not throughput, is what a home broker on a small board
+	// pays; it does not depend on who was the bottleneck.
+	figs, met, any = nil, true, false
+	worstCPU, worstCPUName := 0.0, ""
+	for _, p := range ps {
+		if !p.present || p.sc.QoS > 1 {
+			continue
+		}
+		any = true
+		r := ratio(p.b.Throughput.CPUPerMsg(), p.m.Throughput.CPUPerMsg())
+		ok := r <= 1 && p.b.Err == ""
+		met = met && ok
+		if r > worstCPU || math.IsNaN(r) {
+			worstCPU, worstCPUName = r, p.sc.String()
+		}
+		figs = append(figs, fmt.Sprintf("%s %.1f vs %.1f µs %s%s", p.sc, p.b.Throughput.CPUPerMsg(), p.m.Throughput.CPUPerMsg(), fmtRatio(r), mark(ok)))
+	}
+	if any {
+		ts = append(ts, Target{"CPU per delivery bundled ≤ Mosquitto's on QoS 0 and 1 fan-in, fan-out and pairs",
+			fmt.Sprintf("worst %s (%s); ", fmtRatio(worstCPU), worstCPUName) + strings.Join(figs, "; "), met})
 	}
 
 	// No loss at QoS 1 and 2.
@@ -142,12 +170,12 @@ func Targets(rep *Report) []Target {
 		}
 		any = true
 		r := ratio(b.PerConnKB(), m.PerConnKB())
-		ok := r <= 3 && b.Err == "" && m.Err == ""
+		ok := r <= idleTarget && b.Err == "" && m.Err == ""
 		met = met && ok
 		figs = append(figs, fmt.Sprintf("%d clients: %.1f vs %.1f KiB %s%s", n, b.PerConnKB(), m.PerConnKB(), fmtRatio(r), mark(ok)))
 	}
 	if any {
-		ts = append(ts, Target{"RSS per idle authenticated connection ≤ 3× Mosquitto's", strings.Join(figs, "; "), met})
+		ts = append(ts, Target{fmt.Sprintf("RSS per idle authenticated connection ≤ %.0f× Mosquitto's", idleTarget), strings.Join(figs, "; "), met})
 	}
 
 	// plan on 1,000 devices.

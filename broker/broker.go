@@ -247,6 +247,11 @@ func (b *Broker) Start() error {
 		// buffer (2 KiB by default) was allocated and grown for every
 		// burst and copied each packet once more.
 		ClientNetWriteBufferSize: 1,
+		// mochi's read buffer, allocated for every connection, idle or
+		// not (2 KiB by default): the wrapper reads in larger chunks into
+		// buffers it takes only once input has arrived (coalescingConn.read),
+		// so mochi's own buffer can be small.
+		ClientNetReadBufferSize: 512,
 		// mochi's own $SYS topics are replaced by Mosquitto's (sys.go).
 		SysTopicResendInterval: 1 << 32,
 	})
