@@ -55,10 +55,42 @@ type coalescingConn struct {
 	hold atomic.Bool
 }
 
+// freeList keeps up to max buffers for reuse by any connection. Not a
+// sync.Pool: the garbage collector empties those, which under load (a
+// collection every few milliseconds) made every burst allocate and zero
+// a fresh buffer again.
+type freeList[T any] struct {
+	mu   sync.Mutex
+	free []T
+	max  int
+	make func() T
+}
+
+func (l *freeList[T]) get() T {
+	l.mu.Lock()
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		l.mu.Unlock()
+		return b
+	}
+	l.mu.Unlock()
+	return l.make()
+}
+
+func (l *freeList[T]) put(b T) {
+	l.mu.Lock()
+	if len(l.free) < l.max {
+		l.free = append(l.free, b)
+	}
+	l.mu.Unlock()
+}
+
 // bigBuffers recycles the buffers of bursts: a connection keeps at most
 // idleBuffer bytes of its own while it waits for input, and a burst takes
-// a buffer from here instead of growing one from nothing.
-var bigBuffers = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); return &b }}
+// a buffer from here instead of growing one from nothing. At most 2 MiB
+// is kept for the whole broker.
+var bigBuffers = &freeList[[]byte]{max: 32, make: func() []byte { return make([]byte, 0, coalesceLimit) }}
 
 // appendBuf appends p to c.buf, growing it from the spare buffer or the
 // pool. c.mu is held.
@@ -72,7 +104,7 @@ func (c *coalescingConn) appendBuf(p []byte) {
 		case need <= idleBuffer:
 			nb = make([]byte, 0, idleBuffer)
 		case need <= coalesceLimit:
-			nb = (*bigBuffers.Get().(*[]byte))[:0]
+			nb = bigBuffers.get()[:0]
 		default: // a flush is running and the client reads slowly
 			nb = make([]byte, 0, max(need, 2*cap(c.buf)))
 		}
@@ -93,8 +125,7 @@ func (c *coalescingConn) recycle(b []byte) {
 			c.spare = b[:0]
 		}
 	case cap(b) == coalesceLimit:
-		b = b[:0]
-		bigBuffers.Put(&b)
+		bigBuffers.put(b[:0])
 	}
 }
 
@@ -285,7 +316,7 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 		if len(c.pending) == 0 {
 			c.pending = nil
 			if c.readBuf != nil {
-				readBuffers.Put(c.readBuf)
+				readBuffers.put(c.readBuf)
 				c.readBuf = nil
 			}
 		}
@@ -322,7 +353,8 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 // PUBLISH): what mochi did not ask for yet waits in pending.
 const readChunk = 16 << 10
 
-var readBuffers = sync.Pool{New: func() any { return new([readChunk]byte) }}
+// readBuffers keeps at most 512 KiB of read buffers for the broker.
+var readBuffers = &freeList[*[readChunk]byte]{max: 32, make: func() *[readChunk]byte { return new([readChunk]byte) }}
 
 // read reads into p, or for a small p as much as the socket has, up to
 // readChunk, into a pooled buffer taken only once data has arrived: a
@@ -340,10 +372,10 @@ func (c *coalescingConn) read(p []byte) (int, error) {
 	var n int
 	var rerr error
 	err = rc.Read(func(fd uintptr) bool {
-		buf = readBuffers.Get().(*[readChunk]byte)
+		buf = readBuffers.get()
 		n, rerr = syscall.Read(int(fd), buf[:])
 		if rerr == syscall.EAGAIN {
-			readBuffers.Put(buf)
+			readBuffers.put(buf)
 			buf = nil
 			return false // wait for input, holding no buffer
 		}
@@ -352,24 +384,24 @@ func (c *coalescingConn) read(p []byte) (int, error) {
 	switch {
 	case err != nil: // deadline, closed
 		if buf != nil {
-			readBuffers.Put(buf)
+			readBuffers.put(buf)
 		}
 		return 0, err
 	case rerr == syscall.EINTR:
-		readBuffers.Put(buf)
+		readBuffers.put(buf)
 		return 0, nil
 	case rerr != nil:
-		readBuffers.Put(buf)
+		readBuffers.put(buf)
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 	case n == 0:
-		readBuffers.Put(buf)
+		readBuffers.put(buf)
 		return 0, io.EOF
 	}
 	m := copy(p, buf[:n])
 	if m < n {
 		c.pending, c.readBuf = buf[m:n], buf
 	} else {
-		readBuffers.Put(buf)
+		readBuffers.put(buf)
 	}
 	return m, nil
 }
