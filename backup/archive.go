@@ -6,7 +6,10 @@
 // works as a local one; it verifies an archive, and gives restore what it
 // writes back (Archive.ConfigFiles, StateFiles). Restoring itself converges
 // the broker like any other change, so it is deploy's (deploy.PlanRestore,
-// deploy.Restore).
+// deploy.Restore): it creates, copies, starts, waits for and rolls back the
+// broker with apply's own executor steps, which this package, speaking to
+// the engine only to read a container and write files into it, does not
+// duplicate.
 //
 // An archive is <project>-<UTC timestamp>.tar.gz holding manifest.json first,
 // then config/..., data/..., state/... and, with --with-secrets, secrets.enc.

@@ -9,6 +9,18 @@
 // one); other changes replace the container, keeping the named volumes. Every
 // change is verified by an authenticated MQTT connection and rolled back when
 // the broker does not serve it.
+//
+// Restoring an archive (restore.go: PlanRestore, Restore, FromHomeRestoring)
+// is deploy's too, while package backup owns the archive itself (making,
+// verifying, redacting, completing its config for a restore). A restore is
+// one more convergence of the broker: it creates what is missing from
+// home.cue (network, volumes, image, container), copies files into the
+// container, starts it, proves it serves with the same readiness checks,
+// writes the previous tree back when it does not, and reports through the
+// same events and plan vocabulary (Op, FileChange). Moved beside backup, all
+// of these executor steps would have to become deploy's public API, and a
+// second package would speak to the engine for the broker's lifecycle; kept
+// here, backup needs nothing of deploy and deploy uses backup's public API.
 package deploy
 
 import (
