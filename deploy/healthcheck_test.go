@@ -197,6 +197,11 @@ deploy: project: "PROJECT"
 			}
 		}
 		if svc == generators.ExporterService {
+			// Root reads the password and binds, then it runs as 1883.
+			top, err := cli.ContainerTop(ctx, res.Container.ID, client.ContainerTopOptions{Arguments: []string{"-o", "pid,uid,args"}})
+			if err != nil || len(top.Processes) != 1 || top.Processes[0][1] != "1883" || !strings.Contains(top.Processes[0][2], "mqttgen exporter") {
+				t.Errorf("the exporter's processes: %v %v", err, top.Processes)
+			}
 			if res.Container.Config.Image != generators.ExporterImage || len(res.Container.Config.Env) > 1 { // PATH only
 				t.Errorf("exporter image %s env %v", res.Container.Config.Image, res.Container.Config.Env)
 			}

@@ -24,6 +24,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/mqttgen/mqttgen/internal/privileges"
 	"github.com/mqttgen/mqttgen/internal/sysmetrics"
 )
 
@@ -134,6 +135,12 @@ func Run(ctx context.Context, o Options) error {
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("metrics listener: %w", err)
+	}
+	// Started as root (in its container), it has read its password and
+	// bound its port: it runs on as mosquitto (1883), as the broker does.
+	if err := privileges.Drop("", o.Log); err != nil {
+		ln.Close()
+		return err
 	}
 	e := New()
 	srv := &http.Server{Handler: e.Handler(), ReadHeaderTimeout: 10 * time.Second}
