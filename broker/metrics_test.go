@@ -312,6 +312,16 @@ func TestProbeLogin(t *testing.T) {
 	if err := Probe(ctx, "tcp://"+tb.addr, &Login{User: "alice", Password: "wrong"}, 3*time.Second); err != nil {
 		t.Errorf("a refused login is an answer: %v", err)
 	}
+	for _, none := range []string{"", "\n"} {
+		p := filepath.Join(dir, "empty")
+		writeFile(t, p, none)
+		if l, err := ReadProbeLogin(p); l != nil || err != nil {
+			t.Errorf("an empty login file: %+v %v, want no login", l, err)
+		}
+	}
+	if l, err := ReadProbeLogin(filepath.Join(dir, "absent")); l != nil || err != nil {
+		t.Errorf("a missing login file: %+v %v, want no login", l, err)
+	}
 	for _, bad := range []string{"-u alice\n", "-P x\n", "-u alice\n-P x\n-h evil\n", strings.Repeat("#", MaxProbeLogin+1)} {
 		p := filepath.Join(dir, "bad")
 		writeFile(t, p, bad)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -30,8 +31,14 @@ const MaxProbeLogin = 4096
 // and a `-P PASSWORD` line (the password is the rest of its line); blank
 // lines and lines starting with # are skipped, other options refused. The
 // password is in a file, never on the command line of the healthcheck.
+// A missing or empty file (a restored archive older than the probe's login
+// left it so) is no login: the probe goes anonymous, a refusal still being
+// an answer.
 func ReadProbeLogin(path string) (*Login, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +49,9 @@ func ReadProbeLogin(path string) (*Login, error) {
 	}
 	if len(data) > MaxProbeLogin {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxProbeLogin)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, nil
 	}
 	var l Login
 	for i, line := range strings.Split(string(data), "\n") {
