@@ -1,0 +1,164 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/mqttgen/mqttgen/deploy"
+)
+
+// WaitRollout waits until the home's StatefulSet has rolled out: its
+// controller saw the applied generation, and every replica is updated and
+// ready (the readiness probe opened its listener). The error says how far
+// it got.
+func (a *Applier) WaitRollout(ctx context.Context, d *Desired, timeout time.Duration) error {
+	var sts *unstructured.Unstructured
+	for _, u := range d.Objects {
+		if u.GetKind() == "StatefulSet" {
+			sts = u
+		}
+	}
+	if sts == nil {
+		return nil
+	}
+	gvr, _ := gvrOf("StatefulSet")
+	res := a.dyn.Resource(gvr).Namespace(sts.GetNamespace())
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	state := "not read yet"
+	for {
+		u, err := res.Get(ctx, sts.GetName(), metav1.GetOptions{})
+		if err == nil {
+			var done bool
+			done, state = rolledOut(u)
+			if done {
+				return nil
+			}
+		} else if ctx.Err() == nil {
+			state = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the broker did not roll out within %s (StatefulSet %s/%s: %s)", timeout, sts.GetNamespace(), sts.GetName(), state)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// rolledOut reads a StatefulSet's status as kubectl rollout status does.
+func rolledOut(u *unstructured.Unstructured) (bool, string) {
+	n := func(f string) int64 {
+		v, _, _ := unstructured.NestedInt64(u.Object, "status", f)
+		return v
+	}
+	replicas, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+	if g := n("observedGeneration"); g < u.GetGeneration() {
+		return false, fmt.Sprintf("its controller has not seen generation %d yet (it saw %d)", u.GetGeneration(), g)
+	}
+	cur, _, _ := unstructured.NestedString(u.Object, "status", "currentRevision")
+	upd, _, _ := unstructured.NestedString(u.Object, "status", "updateRevision")
+	if n("updatedReplicas") < replicas || (upd != "" && cur != upd) {
+		return false, fmt.Sprintf("%d of %d pods updated", n("updatedReplicas"), replicas)
+	}
+	if n("readyReplicas") < replicas {
+		return false, fmt.Sprintf("%d of %d pods ready", n("readyReplicas"), replicas)
+	}
+	return true, "rolled out"
+}
+
+// Rollback undoes what Execute did of a plan, from the objects observed
+// before it: an object it created is deleted, one it changed, replaced or
+// destroyed is applied again as it was. It returns how many objects it put
+// back.
+func (a *Applier) Rollback(ctx context.Context, o *Observed, p *Plan) (int, error) {
+	n := 0
+	for _, op := range slices.Backward(p.Ops) {
+		k := opKey(op)
+		prev := o.Existing[k]
+		if op.Action == deploy.Delete {
+			prev = o.Owned[k]
+		}
+		if op.Action == deploy.Create || prev == nil {
+			if err := a.delete(ctx, k); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
+		data, err := asApplied(prev).MarshalJSON()
+		if err != nil {
+			return n, err
+		}
+		if _, err := a.Apply(ctx, data, false); err != nil {
+			if apierrors.IsInvalid(err) && op.Action == deploy.Replace {
+				// What the server refused to change in place goes back
+				// the way it came: deleted and created.
+				if err := a.delete(ctx, k); err != nil {
+					return n, err
+				}
+				_, err = a.Apply(ctx, data, false)
+			}
+			if err != nil {
+				return n, err
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+// asApplied is an object as read, without what the server keeps for
+// itself, to be applied again.
+func asApplied(u *unstructured.Unstructured) *unstructured.Unstructured {
+	c := u.DeepCopy()
+	delete(c.Object, "status")
+	for _, f := range []string{"resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"} {
+		unstructured.RemoveNestedField(c.Object, "metadata", f)
+	}
+	if c.GetAPIVersion() == "" {
+		gvr, _ := gvrOf(c.GetKind())
+		c.SetAPIVersion(gvr.GroupVersion().String())
+	}
+	return c
+}
+
+// PlanDestroy is the plan that removes the project's objects. The
+// broker's volume claims (its persisted messages) are kept unless claims
+// is set, and so is a namespace that holds them, as deleting a namespace
+// deletes everything in it. kept says what stays and why.
+func PlanDestroy(project, namespace string, o *Observed, claims bool) (p *Plan, kept []string) {
+	p = &Plan{Project: project, Namespace: namespace}
+	holds := map[string]int{}
+	var claimOps []deploy.Op
+	for _, k := range o.Claims {
+		if claims {
+			claimOps = append(claimOps, deploy.Op{Action: deploy.Delete, Kind: k.Kind, Name: name(k), Reasons: []string{"--volumes: the broker's persisted messages go with it"}})
+		} else {
+			holds[k.Namespace]++
+			kept = append(kept, fmt.Sprintf("%s (the broker's data; --volumes removes it)", k))
+		}
+	}
+	owned := slices.SortedFunc(maps.Keys(o.Owned), compareKeys)
+	slices.Reverse(owned)
+	for _, k := range owned {
+		if k.Kind == "Namespace" && claimOps != nil {
+			// Claims after the StatefulSet that uses them, before their namespace.
+			p.Ops = append(p.Ops, claimOps...)
+			claimOps = nil
+		}
+		if k.Kind == "Namespace" && holds[k.Name] > 0 {
+			kept = append(kept, fmt.Sprintf("%s (it holds %d kept volume claims)", k, holds[k.Name]))
+			continue
+		}
+		p.Ops = append(p.Ops, deploy.Op{Action: deploy.Delete, Kind: k.Kind, Name: name(k), Reasons: []string{"mqttgen destroy"}})
+	}
+	p.Ops = append(p.Ops, claimOps...)
+	return p, kept
+}

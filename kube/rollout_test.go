@@ -1,0 +1,152 @@
+package kube_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/kube"
+	"github.com/mqttgen/mqttgen/kube/kubetest"
+)
+
+// snapshot is what a rollback must give back of the project's objects in
+// a namespace: labels, annotations, data and spec, by object.
+func snapshot(t *testing.T, cs kubernetes.Interface, ns string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	put := func(key string, parts ...any) {
+		b, err := json.Marshal(parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[key] = string(b)
+	}
+	sel := metav1.ListOptions{LabelSelector: kube.Selector("mqttgen")}
+	cms, err := cs.CoreV1().ConfigMaps(ns).List(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range cms.Items {
+		put("ConfigMap "+o.Name, o.Labels, o.Annotations, o.Data)
+	}
+	secrets, _ := cs.CoreV1().Secrets(ns).List(ctx, sel)
+	for _, o := range secrets.Items {
+		put("Secret "+o.Name, o.Labels, o.Annotations, o.Data)
+	}
+	sts, _ := cs.AppsV1().StatefulSets(ns).List(ctx, sel)
+	for _, o := range sts.Items {
+		put("StatefulSet "+o.Name, o.Labels, o.Annotations, o.Spec)
+	}
+	svcs, _ := cs.CoreV1().Services(ns).List(ctx, sel)
+	for _, o := range svcs.Items {
+		put("Service "+o.Name, o.Labels, o.Annotations, o.Spec)
+	}
+	return out
+}
+
+// Without a kubelet no pod ever runs: the wait for the rollout times out,
+// and the rollback leaves the objects as they were before the apply (or
+// removes those it created).
+func TestRollbackOnTimeout(t *testing.T) {
+	cfg := kubetest.Start(t)
+	a := newApplier(t, cfg)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	home := `package home
+
+broker: image: "eclipse-mosquitto:2.0.20"
+listeners: mqtt: port: 1883
+users: admin: acl: ["readwrite #"]
+deploy: {
+	target: "kubernetes"
+	kubernetes: namespace: "mqtt"
+}
+`
+	applyAndFail := func(t *testing.T, src string) *kube.Plan {
+		t.Helper()
+		d := desired(t, src)
+		o, p := planOf(t, a, d)
+		if p.Empty() {
+			t.Fatal("nothing to apply")
+		}
+		if err := a.Execute(ctx, d, o, p, func(string) {}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err := a.WaitRollout(ctx, d, 2*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "did not roll out within 2s") || !strings.Contains(err.Error(), "controller has not seen generation") {
+			t.Fatalf("wait: %v", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("a 2s wait took %s", took)
+		}
+		n, err := a.Rollback(ctx, o, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != len(p.Ops) {
+			t.Errorf("rolled back %d objects of %d", n, len(p.Ops))
+		}
+		return p
+	}
+
+	t.Run("created", func(t *testing.T) {
+		applyAndFail(t, home)
+		if _, err := cs.AppsV1().StatefulSets("mqtt").Get(ctx, "mqttgen", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the StatefulSet the apply created is still there: %v", err)
+		}
+		if got := snapshot(t, cs, "mqtt"); len(got) != 0 {
+			t.Errorf("objects left: %v", got)
+		}
+	})
+
+	t.Run("changed", func(t *testing.T) {
+		// The namespace of the first case is terminating (no controller
+		// empties it): this one has its own.
+		base := strings.Replace(home, `namespace: "mqtt"`, `namespace: "mqtt2"`, 1)
+		d := desired(t, base)
+		o, p := planOf(t, a, d)
+		if err := a.Execute(ctx, d, o, p, func(string) {}); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, cs, "mqtt2")
+		if len(before) != 4 {
+			t.Fatalf("%d objects applied: %v", len(before), before)
+		}
+		// A new user (the Secret), a new image (the pod template), a new
+		// listener (ConfigMap, StatefulSet, Service).
+		changed := strings.Replace(base, "2.0.20", "2.0.21", 1) +
+			"users: guest: acl: [\"read public/#\"]\nlisteners: ws: {port: 9001, protocol: \"websockets\"}\n"
+		p = applyAndFail(t, changed)
+		actions := map[string]deploy.Action{}
+		for _, op := range p.Ops {
+			actions[op.Kind] = op.Action
+		}
+		if actions["Secret"] != deploy.Update || actions["StatefulSet"] != deploy.Replace || actions["Service"] != deploy.Update {
+			t.Errorf("planned %v", actions)
+		}
+		after := snapshot(t, cs, "mqtt2")
+		for k, v := range before {
+			if after[k] != v {
+				t.Errorf("%s after the rollback:\n%s\nbefore the apply:\n%s", k, after[k], v)
+			}
+		}
+		if len(after) != len(before) {
+			t.Errorf("%d objects after the rollback, %d before", len(after), len(before))
+		}
+		if _, p := planOf(t, a, desired(t, base)); !p.Empty() {
+			t.Errorf("the previous home's plan is not empty after the rollback: %+v", p.Ops)
+		}
+	})
+}
