@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -174,5 +175,70 @@ deploy: {
 	p.WriteText(&text)
 	if want := "No changes. The project \"mqttgen\" in namespace \"broker\" of the cluster matches home.cue.\n"; text.String() != want {
 		t.Errorf("no changes: got %q", text.String())
+	}
+}
+
+// A namespace that exists without mqttgen's labels is used, never changed
+// nor destroyed; the plan's JSON holds the same operations, redacted.
+func TestNamespaceNotOurs(t *testing.T) {
+	cfg := kubetest.Start(t)
+	a := newApplier(t, cfg)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shared", Labels: map[string]string{"team": "home"}}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := desired(t, `package home
+
+broker: image: "eclipse-mosquitto:2.0.20"
+listeners: mqtt: port: 1883
+users: admin: acl: ["readwrite #"]
+deploy: {
+	target: "kubernetes"
+	kubernetes: namespace: "shared"
+}
+`)
+	o, p := planOf(t, a, d)
+	for _, op := range p.Ops {
+		if op.Kind == "Namespace" {
+			t.Errorf("the plan touches the namespace: %+v", op)
+		}
+	}
+	if len(p.Ops) != 4 {
+		t.Errorf("%d operations, want 4 (ConfigMap, Secret, StatefulSet, Service)", len(p.Ops))
+	}
+	var js bytes.Buffer
+	if err := p.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"summary": {`) || !strings.Contains(js.String(), `"add": 4`) || strings.Contains(js.String(), "HASH-OF") {
+		t.Errorf("JSON plan:\n%s", js.String())
+	}
+	if err := a.Execute(ctx, d, o, p, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.CoreV1().Namespaces().Get(ctx, "shared", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ours := got.Labels[kube.LabelProject]; ours || got.Labels["team"] != "home" {
+		t.Errorf("the namespace's labels changed: %v", got.Labels)
+	}
+	o, err = a.Observe(ctx, "mqttgen", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroy, _ := kube.PlanDestroy("mqttgen", "shared", o, true)
+	if len(destroy.Ops) != 4 {
+		t.Errorf("destroy plans %d operations, want 4", len(destroy.Ops))
+	}
+	for _, op := range destroy.Ops {
+		if op.Kind == "Namespace" {
+			t.Errorf("destroy would remove a namespace that is not mqttgen's")
+		}
 	}
 }
