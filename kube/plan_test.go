@@ -100,6 +100,17 @@ deploy: {
 				t.Errorf("the Service is still there: %v", err)
 			}
 		}},
+		// The claim template cannot change in place: the API server refuses
+		// it, and the StatefulSet is deleted and created again.
+		{name: "persistence-off", new: "persistence: enabled: false\n", check: func(t *testing.T) {
+			sts, err := cs.AppsV1().StatefulSets("mqtt").Get(ctx, "mqttgen", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sts.Spec.VolumeClaimTemplates) != 0 {
+				t.Errorf("the StatefulSet still claims %d volumes", len(sts.Spec.VolumeClaimTemplates))
+			}
+		}},
 		{name: "namespace", old: "namespace: \"mqtt\"", new: "namespace: \"broker\"", check: func(t *testing.T) {
 			for _, get := range []func() error{
 				func() error {
