@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/mqttgen/mqttgen/deploy"
 )
@@ -41,6 +43,10 @@ func (a *Applier) WaitRollout(ctx context.Context, d *Desired, timeout time.Dura
 			if done {
 				return nil
 			}
+			// A broker that cannot start does not get better by waiting.
+			if why := a.stuck(ctx, u); why != "" {
+				return fmt.Errorf("the broker does not come up (StatefulSet %s/%s: %s; %s)", sts.GetNamespace(), sts.GetName(), state, why)
+			}
 		} else if ctx.Err() == nil {
 			state = err.Error()
 		}
@@ -50,6 +56,45 @@ func (a *Applier) WaitRollout(ctx context.Context, d *Desired, timeout time.Dura
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// stuckReasons are the kubelet's reasons a container waits that do not
+// pass on their own.
+var stuckReasons = map[string]bool{
+	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImageNeverPull": true,
+	"InvalidImageName": true, "CreateContainerConfigError": true, "CreateContainerError": true,
+}
+
+// stuck says why a pod of the StatefulSet cannot start, or "".
+func (a *Applier) stuck(ctx context.Context, sts *unstructured.Unstructured) string {
+	sel, _, _ := unstructured.NestedStringMap(sts.Object, "spec", "selector", "matchLabels")
+	if len(sel) == 0 {
+		return ""
+	}
+	pods, err := a.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "pods"}).Namespace(sts.GetNamespace()).
+		List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(sel).String()})
+	if err != nil {
+		return ""
+	}
+	for _, pod := range pods.Items {
+		for _, field := range []string{"initContainerStatuses", "containerStatuses"} {
+			statuses, _, _ := unstructured.NestedSlice(pod.Object, "status", field)
+			for _, st := range statuses {
+				st, _ := st.(map[string]any)
+				reason, _, _ := unstructured.NestedString(st, "state", "waiting", "reason")
+				if !stuckReasons[reason] {
+					continue
+				}
+				msg, _, _ := unstructured.NestedString(st, "state", "waiting", "message")
+				why := fmt.Sprintf("pod %s, container %v: %s", pod.GetName(), st["name"], reason)
+				if msg != "" {
+					why += ": " + firstLine(msg)
+				}
+				return why
+			}
+		}
+	}
+	return ""
 }
 
 // rolledOut reads a StatefulSet's status as kubectl rollout status does.

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -147,6 +149,86 @@ deploy: {
 		}
 		if _, p := planOf(t, a, desired(t, base)); !p.Empty() {
 			t.Errorf("the previous home's plan is not empty after the rollback: %+v", p.Ops)
+		}
+	})
+}
+
+// The wait reads the StatefulSet's status as a controller and a kubelet
+// would write it (here the test writes it): rolled out ends the wait; a
+// pod whose broker crash-loops ends it early with the kubelet's reason.
+func TestWaitRollout(t *testing.T) {
+	cfg := kubetest.Start(t)
+	a := newApplier(t, cfg)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	home := `package home
+
+broker: image: "eclipse-mosquitto:2.0.20"
+listeners: mqtt: port: 1883
+users: admin: acl: ["readwrite #"]
+deploy: {
+	target: "kubernetes"
+	kubernetes: namespace: "mqtt"
+}
+`
+	apply := func(src string) *kube.Desired {
+		d := desired(t, src)
+		o, p := planOf(t, a, d)
+		if err := a.Execute(ctx, d, o, p, func(string) {}); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := apply(home)
+
+	t.Run("rolled out", func(t *testing.T) {
+		go func() {
+			time.Sleep(time.Second)
+			sts, err := cs.AppsV1().StatefulSets("mqtt").Get(ctx, "mqttgen", metav1.GetOptions{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1,
+				AvailableReplicas: 1, CurrentRevision: "mqttgen-1", UpdateRevision: "mqttgen-1"}
+			if _, err := cs.AppsV1().StatefulSets("mqtt").UpdateStatus(ctx, sts, metav1.UpdateOptions{}); err != nil {
+				t.Error(err)
+			}
+		}()
+		start := time.Now()
+		if err := a.WaitRollout(ctx, d, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took < time.Second || took > 10*time.Second {
+			t.Errorf("the wait took %s", took)
+		}
+	})
+
+	t.Run("crash loop", func(t *testing.T) {
+		d := apply(strings.Replace(home, "2.0.20", "2.0.21", 1)) // a new generation
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "mqttgen-0", Namespace: "mqtt", Labels: map[string]string{"app.kubernetes.io/name": "mosquitto", "app.kubernetes.io/instance": "mqttgen"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "broker", Image: "eclipse-mosquitto:2.0.21"}}},
+		}
+		pod, err := cs.CoreV1().Pods("mqtt").Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "broker", Image: "eclipse-mosquitto:2.0.21",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container=broker"}}}}
+		if _, err := cs.CoreV1().Pods("mqtt").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = a.WaitRollout(ctx, d, time.Minute)
+		if err == nil || !strings.Contains(err.Error(), "the broker does not come up") || !strings.Contains(err.Error(), "pod mqttgen-0, container broker: CrashLoopBackOff: back-off 40s") {
+			t.Fatalf("wait: %v", err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("a crash loop was seen after %s", took)
 		}
 	})
 }
