@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -108,18 +110,42 @@ deploy: {
 		t.Errorf("the home before the change, after the rollback: exit %d:\n%s", code, stdout)
 	}
 
-	// A volume claim the StatefulSet's controller would have made: destroy
-	// keeps it, and its namespace, unless --volumes.
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx := context.Background()
+	// The StatefulSet's status written as its controller would: the wait
+	// ends and apply completes.
+	go func() {
+		time.Sleep(2 * time.Second)
+		sts, err := cs.AppsV1().StatefulSets("mqtt").Get(ctx, "mqttgen", metav1.GetOptions{})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1,
+			AvailableReplicas: 1, CurrentRevision: "mqttgen-1", UpdateRevision: "mqttgen-1"}
+		if _, err := cs.AppsV1().StatefulSets("mqtt").UpdateStatus(ctx, sts, metav1.UpdateOptions{}); err != nil {
+			t.Error(err)
+		}
+	}()
+	guest := src + "users: guest: acl: [\"read public/#\"]\n"
+	if err := os.WriteFile(filepath.Join(home, "home.cue"), []byte(guest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = mqttgen("apply", "--auto-approve", "--timeout", "30s", home)
+	if code != 0 || !strings.Contains(stdout, `Secret "mqtt/mqttgen-secret": updated in-place`) || !strings.Contains(stdout, "Apply complete! Resources: 0 added, 1 changed, 0 destroyed") || !strings.Contains(stdout, "rolled out).") {
+		t.Errorf("apply with a rollout: exit %d:\n%s%s", code, stdout, stderr)
+	}
+
+	// A volume claim the StatefulSet's controller would have made: destroy
+	// keeps it, and its namespace, unless --volumes.
 	claim := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: "data-mqttgen-0", Namespace: "mqtt", Labels: map[string]string{"app.kubernetes.io/managed-by": "mqttgen", "mqttgen.io/project": "mqttgen"}},
 		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
 	}
-	ctx := context.Background()
 	if _, err := cs.CoreV1().PersistentVolumeClaims("mqtt").Create(ctx, claim, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
