@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -206,4 +209,121 @@ func PlanDestroy(project, namespace string, o *Observed, claims bool) (p *Plan, 
 	}
 	p.Ops = append(p.Ops, claimOps...)
 	return p, kept
+}
+
+// WaitLogin logs in to the broker through the home's Service, as apply's
+// readiness check does on Docker (deploy.ProbeLogin), until it succeeds or
+// timeout: at the load balancer's address (LoadBalancer), or a node's and
+// the node port (NodePort), on the first MQTT listener (a TLS one if there
+// is no plain one). A ClusterIP Service, or none, is not reachable from
+// outside the cluster: it says so and tries nothing. It returns what it did.
+func (a *Applier) WaitLogin(ctx context.Context, d *Desired, cred deploy.Credentials, timeout time.Duration) (string, error) {
+	var svc *unstructured.Unstructured
+	for _, u := range d.Objects {
+		if u.GetKind() == "Service" {
+			svc = u
+		}
+	}
+	if svc == nil {
+		return "no login tried: the broker has no Service (every listener is bound to loopback)", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := "not tried yet"
+	for {
+		host, t, why, err := a.serviceTarget(ctx, svc)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case why != "":
+			return why, nil
+		case host == "":
+			last = "the Service has no address yet"
+		default:
+			if err := deploy.ProbeLogin(host, t, cred); err != nil {
+				last = err.Error()
+			} else {
+				who := "anonymously"
+				if cred.Username != "" {
+					who = "as " + cred.Username
+				}
+				return fmt.Sprintf("logged in %s through the Service at %s", who, net.JoinHostPort(host, strconv.Itoa(t.Port))), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("the broker rolled out but accepts no login through the Service within %s (%s)", timeout, last)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// serviceTarget is where this host reaches the Service's first MQTT port;
+// why says why it cannot.
+func (a *Applier) serviceTarget(ctx context.Context, want *unstructured.Unstructured) (host string, t deploy.ProbeTarget, why string, err error) {
+	gvr, _ := gvrOf("Service")
+	svc, err := a.dyn.Resource(gvr).Namespace(want.GetNamespace()).Get(ctx, want.GetName(), metav1.GetOptions{})
+	if err != nil {
+		return "", t, "", err
+	}
+	typ, _, _ := unstructured.NestedString(svc.Object, "spec", "type")
+	ports, _, _ := unstructured.NestedSlice(svc.Object, "spec", "ports")
+	var port map[string]any
+	for _, prefix := range []string{"mqtt-", "mqtts-"} {
+		for _, p := range ports {
+			p, _ := p.(map[string]any)
+			if n, _ := p["name"].(string); port == nil && strings.HasPrefix(n, prefix) {
+				port = p
+				t.TLS = prefix == "mqtts-"
+			}
+		}
+	}
+	if port == nil {
+		return "", t, "no login tried: the Service has no MQTT port (websockets only)", nil
+	}
+	t.Listener, _ = port["name"].(string)
+	switch typ {
+	case "LoadBalancer":
+		ingress, _, _ := unstructured.NestedSlice(svc.Object, "status", "loadBalancer", "ingress")
+		for _, in := range ingress {
+			in, _ := in.(map[string]any)
+			if ip, _ := in["ip"].(string); ip != "" {
+				host = ip
+			} else if hn, _ := in["hostname"].(string); hn != "" {
+				host = hn
+			}
+			if host != "" {
+				break
+			}
+		}
+		t.Port = int(toInt(port["port"]))
+	case "NodePort":
+		t.Port = int(toInt(port["nodePort"]))
+		nodes, err := a.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "nodes"}).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return "", t, "", err
+		}
+		for _, n := range nodes.Items {
+			addrs, _, _ := unstructured.NestedSlice(n.Object, "status", "addresses")
+			for _, ad := range addrs {
+				ad, _ := ad.(map[string]any)
+				if ty := ad["type"]; (ty == "ExternalIP" || ty == "InternalIP") && host == "" {
+					host, _ = ad["address"].(string)
+				}
+			}
+		}
+	default:
+		return "", t, fmt.Sprintf("no login tried: a %s Service is not reachable from outside the cluster", typ), nil
+	}
+	return host, t, "", nil
+}
+
+func toInt(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case float64:
+		return int64(v)
+	}
+	return 0
 }

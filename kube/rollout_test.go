@@ -3,6 +3,11 @@ package kube_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +21,7 @@ import (
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/kube"
 	"github.com/mqttgen/mqttgen/kube/kubetest"
+	"github.com/mqttgen/mqttgen/mosquitto/passwd"
 )
 
 // snapshot is what a rollback must give back of the project's objects in
@@ -231,4 +237,81 @@ deploy: {
 			t.Errorf("a crash loop was seen after %s", took)
 		}
 	})
+}
+
+// The login through the Service, on a real Mosquitto standing in for the
+// pod behind a load balancer whose address the test writes as the cloud
+// controller (k3s's servicelb) would.
+func TestWaitLogin(t *testing.T) {
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true: mosquitto is not on PATH")
+		}
+		t.Skip("mosquitto is not on PATH")
+	}
+	cfg := kubetest.Start(t)
+	a := newApplier(t, cfg)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	d := desired(t, fmt.Sprintf(`package home
+
+broker: image: "eclipse-mosquitto:2.0.20"
+listeners: mqtt: port: %d
+users: admin: acl: ["readwrite #"]
+deploy: {
+	target: "kubernetes"
+	kubernetes: {namespace: "mqtt", service_type: "LoadBalancer"}
+}
+`, port))
+	o, p := planOf(t, a, d)
+	if err := a.Execute(ctx, d, o, p, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	h, err := passwd.Hash("admin-pw", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "passwd"), []byte("admin:"+h+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "mosquitto.conf"), []byte(fmt.Sprintf("user root\nallow_anonymous false\npassword_file %s/passwd\nlistener %d 127.0.0.1\n", dir, port)), 0o600)
+	cmd := exec.Command(bin, "-c", filepath.Join(dir, "mosquitto.conf"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	right := deploy.Credentials{Username: "admin", Password: "admin-pw"}
+	if _, err := a.WaitLogin(ctx, d, right, 2*time.Second); err == nil || !strings.Contains(err.Error(), "the Service has no address yet") {
+		t.Errorf("before the load balancer has an address: %v", err)
+	}
+	svc, err := cs.CoreV1().Services("mqtt").Get(ctx, "mqttgen", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "127.0.0.1"}}
+	if _, err := cs.CoreV1().Services("mqtt").UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	said, err := a.WaitLogin(ctx, d, right, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("logged in as admin through the Service at 127.0.0.1:%d", port); said != want {
+		t.Errorf("got %q, want %q", said, want)
+	}
+	wrong := deploy.Credentials{Username: "admin", Password: "not-it"}
+	if _, err := a.WaitLogin(ctx, d, wrong, 2*time.Second); err == nil || !strings.Contains(err.Error(), "accepts no login through the Service within 2s") {
+		t.Errorf("a refused login: %v", err)
+	}
 }

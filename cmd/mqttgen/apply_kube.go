@@ -8,14 +8,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/kube"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
 // applyKube is apply for deploy.target "kubernetes": the plan (as plan
 // shows it), the question, server-side apply of what changes, then the
-// wait for the StatefulSet's rollout; when the broker does not come up in
-// time the previous objects are applied again.
+// wait for the StatefulSet's rollout and a login through the Service; when
+// the broker does not come up in time the previous objects are applied
+// again.
 func applyKube(cmd *cobra.Command, h *workspace.Home, autoApprove, wait bool, timeout time.Duration) error {
 	d, err := kubeDesired(h)
 	if err != nil {
@@ -30,6 +32,12 @@ func applyKube(cmd *cobra.Command, h *workspace.Home, autoApprove, wait bool, ti
 		timeout = 5 * time.Minute
 	}
 	ctx := cmd.Context()
+	var cred deploy.Credentials
+	if wait {
+		if cred, err = deploy.ProbeCredentials(h); err != nil {
+			return err
+		}
+	}
 	o, err := a.Observe(ctx, d.Project, d)
 	if err != nil {
 		return err
@@ -50,6 +58,12 @@ func applyKube(cmd *cobra.Command, h *workspace.Home, autoApprove, wait bool, ti
 	if err == nil && wait {
 		fmt.Fprintf(w, "Waiting up to %s for the broker to roll out...\n", timeout)
 		err = a.WaitRollout(ctx, d, timeout)
+		if err == nil {
+			var said string
+			if said, err = a.WaitLogin(ctx, d, cred, timeout); err == nil {
+				fmt.Fprintf(w, "Rolled out; %s.\n", said)
+			}
+		}
 	}
 	if err != nil {
 		// The previous objects come back even when the wait was cut short.

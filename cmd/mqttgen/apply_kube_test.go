@@ -46,7 +46,7 @@ listeners: mqtt: port: 1883
 users: admin: acl: ["readwrite #"]
 deploy: {
 	target: "kubernetes"
-	kubernetes: {namespace: "mqtt", kube_context: "k3s"}
+	kubernetes: {namespace: "mqtt", kube_context: "k3s", service_type: "ClusterIP"}
 }
 `
 	if err := os.WriteFile(filepath.Join(home, "home.cue"), []byte(src), 0o644); err != nil {
@@ -135,7 +135,8 @@ deploy: {
 		t.Fatal(err)
 	}
 	code, stdout, stderr = mqttgen("apply", "--auto-approve", "--timeout", "30s", home)
-	if code != 0 || !strings.Contains(stdout, `Secret "mqtt/mqttgen-secret": updated in-place`) || !strings.Contains(stdout, "Apply complete! Resources: 0 added, 1 changed, 0 destroyed") || !strings.Contains(stdout, "rolled out).") {
+	if code != 0 || !strings.Contains(stdout, `Secret "mqtt/mqttgen-secret": updated in-place`) || !strings.Contains(stdout, "Apply complete! Resources: 0 added, 1 changed, 0 destroyed") || !strings.Contains(stdout, "rolled out).") ||
+		!strings.Contains(stdout, "Rolled out; no login tried: a ClusterIP Service is not reachable from outside the cluster.") {
 		t.Errorf("apply with a rollout: exit %d:\n%s%s", code, stdout, stderr)
 	}
 
