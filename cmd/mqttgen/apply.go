@@ -42,9 +42,10 @@ With deploy.target "kubernetes" apply shows the cluster's plan (see "mqttgen
 plan"), asks, applies what changes with server-side apply (field manager
 mqttgen) to the cluster of the kubeconfig ($KUBECONFIG or ~/.kube/config,
 context deploy.kubernetes.kube_context), and waits for the StatefulSet to roll
-out and for a login through its Service (--timeout each); if either fails, the objects it changed are applied again as
-they were, it says so, and exits 1. --wait=false applies without waiting (a
-GitOps pipeline, an API server without nodes).`,
+out and for a login through its Service (--timeout each); if either fails, the
+objects it changed are applied again as they were, it says so, and exits 1.
+--wait=false applies without waiting (a GitOps pipeline, an API server without
+nodes).`,
 		Example: `  mqttgen apply
   mqttgen apply --auto-approve --json
   mqttgen plan -o home.plan && mqttgen apply home.plan`,
