@@ -39,6 +39,11 @@ type Options struct {
 	// backing-up, and "next" between operations): a test cancels apply's
 	// context there to interrupt it exactly at that step.
 	Checkpoint func(op Op, step string)
+	// Fault, for tests, may fail a step as the engine would: the error it
+	// returns at a step is that step's. Restore asks it once its copy of
+	// the archive's data and config into the container is written
+	// ("copying"), so a test reaches the write-back on the real engine.
+	Fault func(op Op, step string) error
 }
 
 // ErrInterrupted is the cause of an operation that apply's context ended
