@@ -65,8 +65,11 @@ var rules = []rule{
 	{"deploy/deploytest", []string{"engine", "mosquitto/*"}, nil},
 	{"status", []string{"backup", "deploy", "engine", "generators", "workspace", "pki", "mosquitto/*", "internal/*"}, nil},
 	// Kubernetes manifests from the rendered files; kubetest starts a real
-	// API server for the tests and knows nothing of ours.
-	{"kube", []string{"schema", "generators", "mosquitto/*"}, []string{"kube/kubetest"}},
+	// API server for the tests and knows nothing of ours. kube uses
+	// deploy's plan types, redaction, reload table and file checks (one
+	// owner: the cluster's plan reads as the engine's, the reloader checks
+	// what apply checks before SIGHUP).
+	{"kube", []string{"deploy", "schema", "generators", "mosquitto/*"}, []string{"kube/kubetest"}},
 	{"kube/kubetest", nil, nil},
 
 	// mqttgen import: reads a foreign setup (mosquitto/*) into a home

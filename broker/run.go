@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/mqttgen/mqttgen/internal/privileges"
@@ -25,7 +26,8 @@ type RunOptions struct {
 
 // Run reads the configuration at path and runs the broker in the
 // foreground until ctx ends or SIGTERM or SIGINT arrives. SIGHUP reloads
-// the password and acl files and the certificates, SIGUSR1 writes the
+// the password and acl files and the certificates (and so does an update
+// of a Kubernetes Secret or ConfigMap volume holding path), SIGUSR1 writes the
 // persistence database. Started as root, it drops to the `user` of the
 // configuration (mosquitto by default) once its sockets are open.
 func Run(ctx context.Context, path string, o RunOptions) error {
@@ -57,6 +59,10 @@ func Run(ctx context.Context, path string, o RunOptions) error {
 	if o.Started != nil {
 		o.Started()
 	}
+	// In a Kubernetes pod, Secret and ConfigMap updates reload as SIGHUP does.
+	watch, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go watchSwaps(watch, filepath.Dir(path), b)
 	for {
 		select {
 		case <-ctx.Done():

@@ -37,22 +37,8 @@ func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	dir, keep := h.BackupLocation()
 	in := Input{Config: cfg, Files: files, WorkingDir: h.Dir, Now: now,
 		Backup: &BackupTarget{Dir: dir, Keep: keep, StateDir: h.Secrets.Dir}, Build: build}
-	accounts := cfg.Accounts()
-	// The probe logs in as the first account whose password mqttgen knows
-	// (an imported account keeps only its hash).
-	for i, a := range accounts {
-		pw, err := h.AccountPassword(a.Name)
-		if errors.Is(err, workspace.ErrUnknownPassword) {
-			if i < len(accounts)-1 {
-				continue
-			}
-			return nil, fmt.Errorf("apply proves the broker serves by logging in, but mqttgen knows no account's password: every account keeps an imported hash (password: \"hash\"); add a user, or give one a new password with `mqttgen secrets rotate %s`", a.Name)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("password of %s: %w", a.Name, err)
-		}
-		in.Probe = Credentials{Username: a.Name, Password: pw}
-		break
+	if in.Probe, err = ProbeCredentials(h); err != nil {
+		return nil, err
 	}
 	if pr := cfg.Monitoring.Prometheus; pr.Enabled {
 		if in.ExporterPassword, err = h.AccountPassword(pr.User); err != nil {
@@ -60,4 +46,25 @@ func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 		}
 	}
 	return NewDesired(in)
+}
+
+// ProbeCredentials is the login that proves the broker serves: the first
+// account whose password mqttgen knows (an imported account keeps only its
+// hash); none for a home without accounts.
+func ProbeCredentials(h *workspace.Home) (Credentials, error) {
+	accounts := h.Config.Accounts()
+	for i, a := range accounts {
+		pw, err := h.AccountPassword(a.Name)
+		if errors.Is(err, workspace.ErrUnknownPassword) {
+			if i < len(accounts)-1 {
+				continue
+			}
+			return Credentials{}, fmt.Errorf("apply proves the broker serves by logging in, but mqttgen knows no account's password: every account keeps an imported hash (password: \"hash\"); add a user, or give one a new password with `mqttgen secrets rotate %s`", a.Name)
+		}
+		if err != nil {
+			return Credentials{}, fmt.Errorf("password of %s: %w", a.Name, err)
+		}
+		return Credentials{Username: a.Name, Password: pw}, nil
+	}
+	return Credentials{}, nil
 }

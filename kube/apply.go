@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strings"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,6 +18,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
+	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/generators"
 )
 
@@ -115,3 +119,80 @@ func (a *Applier) ApplyAll(ctx context.Context, files []generators.File) ([]Resu
 
 // order is the kustomization's: what others need comes first.
 var order = []string{"namespace.yaml", "configmap.yaml", SecretFile, "statefulset.yaml", "service.yaml"}
+
+// Execute performs a plan in its order: a created, updated or replaced
+// object is applied as the home renders it (one the server refuses to
+// change in place is deleted first); a destroyed one is deleted, its
+// dependents in the background. say gets a line per object done.
+func (a *Applier) Execute(ctx context.Context, d *Desired, o *Observed, p *Plan, say func(string)) error {
+	for _, op := range p.Ops {
+		k := opKey(op)
+		switch {
+		case op.Action == deploy.Delete:
+			if err := a.delete(ctx, k); err != nil {
+				return err
+			}
+			say(fmt.Sprintf("%s: destroyed", k))
+			continue
+		case op.Action == deploy.Replace && o.Refused[k] != "":
+			if err := a.delete(ctx, k); err != nil {
+				return err
+			}
+		}
+		want := d.object(k)
+		if want == nil {
+			return fmt.Errorf("the plan names %s, which the home does not render", k)
+		}
+		data, err := want.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		if _, err := a.Apply(ctx, data, false); err != nil {
+			return err
+		}
+		say(fmt.Sprintf("%s: %s", k, doneVerb[op.Action]))
+	}
+	return nil
+}
+
+var doneVerb = map[deploy.Action]string{deploy.Create: "created", deploy.Update: "updated in-place", deploy.Replace: "replaced"}
+
+func opKey(op deploy.Op) Key {
+	ns, n, ok := strings.Cut(op.Name, "/")
+	if !ok {
+		return Key{op.Kind, "", op.Name}
+	}
+	return Key{op.Kind, ns, n}
+}
+
+// delete deletes an object and waits until it is gone or only waits for a
+// finalizer (a namespace's, whose controller empties it); gone already is
+// fine.
+func (a *Applier) delete(ctx context.Context, k Key) error {
+	gvr, _ := gvrOf(k.Kind)
+	res := a.dyn.Resource(gvr).Namespace(k.Namespace)
+	bg := metav1.DeletePropagationBackground
+	if err := res.Delete(ctx, k.Name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting %s: %w", k, err)
+	}
+	for {
+		u, err := res.Get(ctx, k.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && u.GetDeletionTimestamp() != nil && len(u.GetFinalizers())+len(finalizers(u)) > 0) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("deleting %s: %w", k, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deleting %s: %w", k, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// finalizers of a namespace are in its spec.
+func finalizers(u *unstructured.Unstructured) []string {
+	f, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "finalizers")
+	return f
+}

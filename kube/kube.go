@@ -7,6 +7,8 @@
 package kube
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -22,7 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/mosquitto/conf"
 	"github.com/mqttgen/mqttgen/schema"
 )
 
@@ -37,6 +41,19 @@ const SecretFile = "secret.yaml"
 // image's mosquitto user.
 const UID = 1883
 
+// ConfigDir is where the broker reads its files in the pod; MountedDir is
+// where a Mosquitto pod mounts the Secret and ConfigMap, which the reloader
+// copies into ConfigDir.
+const (
+	ConfigDir  = "/mosquitto/config"
+	MountedDir = "/mosquitto/mounted"
+)
+
+// ReloaderImage runs `mqttgen reloader` in a Mosquitto pod: the bundled
+// broker's image, built from the mqttgen binary (apply builds it on a
+// Docker engine; a cluster without a registry imports it, see the README).
+const ReloaderImage = "mqttgen/broker:latest"
+
 // DataSize is the volume claimed for the broker's persistence database.
 const DataSize = "1Gi"
 
@@ -46,6 +63,12 @@ const (
 	LabelProject = "mqttgen.io/project"
 	LabelEngine  = "mqttgen.io/engine"
 )
+
+// AnnotationRestart on the pod template is a digest of what the broker
+// reads only at start (see restartDigest): when it changes, the pod
+// template changes and the StatefulSet replaces the pod; any other change
+// reaches the running pod as files, and the broker reloads them.
+const AnnotationRestart = "mqttgen.io/restart-digest"
 
 const (
 	secretMode fs.FileMode = 0o600
@@ -76,7 +99,7 @@ func Manifests(cfg *schema.Config, files []generators.File) ([]generators.File, 
 		{"namespace.yaml", m.namespace()},
 		{"configmap.yaml", cm},
 		{SecretFile, secret},
-		{"statefulset.yaml", m.statefulSet(items)},
+		{"statefulset.yaml", m.statefulSet(items, restartDigest(cfg.Broker.Engine, files))},
 	}
 	if svc := m.service(); svc != nil {
 		objects = append(objects, struct {
@@ -232,7 +255,7 @@ func (m *maker) ports() []port {
 	return out
 }
 
-func (m *maker) statefulSet(items []corev1.VolumeProjection) *appsv1.StatefulSet {
+func (m *maker) statefulSet(items []corev1.VolumeProjection, digest string) *appsv1.StatefulSet {
 	ports := m.ports()
 	var cports []corev1.ContainerPort
 	for _, p := range ports {
@@ -276,6 +299,37 @@ func (m *maker) statefulSet(items []corev1.VolumeProjection) *appsv1.StatefulSet
 	} else {
 		volumes = append(volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	}
+	secure := &corev1.SecurityContext{
+		AllowPrivilegeEscalation: &no,
+		ReadOnlyRootFilesystem:   &yes,
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+	broker := corev1.Container{
+		Name:            "broker",
+		Image:           m.cfg.Broker.ImageRef(),
+		Ports:           cports,
+		ReadinessProbe:  probe(0, 5),
+		LivenessProbe:   probe(10, 10),
+		SecurityContext: secure,
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "config", MountPath: layout.ConfigDir, ReadOnly: true},
+			{Name: "data", MountPath: layout.DataDir},
+			{Name: "log", MountPath: layout.LogDir},
+		},
+	}
+	pod := corev1.PodSpec{
+		AutomountServiceAccountToken: &no,
+		EnableServiceLinks:           &no,
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes,
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Containers: []corev1.Container{broker},
+		Volumes:    volumes,
+	}
+	if m.cfg.Broker.Engine != schema.EngineMqttgen {
+		m.reloader(&pod)
+	}
 	replicas := int32(1)
 	return &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
@@ -287,37 +341,52 @@ func (m *maker) statefulSet(items []corev1.VolumeProjection) *appsv1.StatefulSet
 			ServiceName: m.name,
 			Selector:    &metav1.LabelSelector{MatchLabels: m.selector()},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: m.labels()},
-				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: &no,
-					EnableServiceLinks:           &no,
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsUser: &uid, RunAsGroup: &uid, FSGroup: &uid, RunAsNonRoot: &yes,
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: []corev1.Container{{
-						Name:           "broker",
-						Image:          m.cfg.Broker.ImageRef(),
-						Ports:          cports,
-						ReadinessProbe: probe(0, 5),
-						LivenessProbe:  probe(10, 10),
-						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: &no,
-							ReadOnlyRootFilesystem:   &yes,
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-						},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "config", MountPath: layout.ConfigDir, ReadOnly: true},
-							{Name: "data", MountPath: layout.DataDir},
-							{Name: "log", MountPath: layout.LogDir},
-						},
-					}},
-					Volumes: volumes,
-				},
+				ObjectMeta: metav1.ObjectMeta{Labels: m.labels(), Annotations: map[string]string{AnnotationRestart: digest}},
+				Spec:       pod,
 			},
 			VolumeClaimTemplates: claims,
 		},
 	}
+}
+
+// reloader changes a Mosquitto pod so that Mosquitto reads plain files:
+// Mosquitto 2.1 refuses the symlinks of Secret and ConfigMap volumes. The
+// volume is mounted at MountedDir in an init container and a sidecar
+// (`mqttgen reloader`, from the bundled broker's image, which holds the
+// mqttgen binary), which copy its files into an emptyDir in memory at
+// ConfigDir, where Mosquitto reads them; the sidecar copies each update,
+// checked, and signals Mosquitto through the shared process namespace. The
+// bundled broker needs none of this: it reads the volume and watches it.
+func (m *maker) reloader(pod *corev1.PodSpec) {
+	yes := true
+	pod.ShareProcessNamespace = &yes
+	for i, v := range pod.Volumes {
+		if v.Name == "config" {
+			pod.Volumes[i].Name = "mounted"
+		}
+	}
+	pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "config", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+	mounts := []corev1.VolumeMount{
+		{Name: "mounted", MountPath: MountedDir, ReadOnly: true},
+		{Name: "config", MountPath: ConfigDir},
+	}
+	c := corev1.Container{
+		Image:           ReloaderImage,
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		SecurityContext: pod.Containers[0].SecurityContext,
+		VolumeMounts:    mounts,
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("5m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		},
+	}
+	initc, sidecar := c, c
+	initc.Name = "config-copy"
+	initc.Command = []string{generators.BrokerBinaryPath, "reloader", "--once", "--from", MountedDir, "--to", ConfigDir}
+	sidecar.Name = "reloader"
+	sidecar.Command = []string{generators.BrokerBinaryPath, "reloader", "--from", MountedDir, "--to", ConfigDir}
+	pod.InitContainers = []corev1.Container{initc}
+	pod.Containers = append(pod.Containers, sidecar)
 }
 
 // service exposes the listeners not bound to loopback; nil when there are
@@ -371,4 +440,48 @@ func prune(v any) {
 			prune(e)
 		}
 	}
+}
+
+// restartDigest is a digest of what engine reads only at start: the
+// options of mosquitto.conf it does not apply again on SIGHUP, its
+// listener (and, unless it reloads them, bridge) sections, and the files
+// of config/ it does not read again. The tables are mosquitto/conf's and
+// deploy's, the same the Docker plan decides restarts with.
+func restartDigest(engine string, files []generators.File) string {
+	h := sha256.New()
+	var confData []byte
+	for _, f := range files {
+		if f.Path == configDir+"mosquitto.conf" {
+			confData = f.Data
+		}
+	}
+	key := conf.TableKey(engine, confData)
+	c := conf.Read("mosquitto.conf", confData)
+	for _, d := range c.Global {
+		if !conf.Reloads(key, d.Key) {
+			fmt.Fprintf(h, "%s %s\n", d.Key, d.Value)
+		}
+	}
+	for _, s := range c.Sections {
+		if s.Listener() || !conf.ReloadsBridges(key) {
+			fmt.Fprintf(h, "%s %s\n", s.Head.Key, s.Head.Value)
+			for _, d := range s.Directives {
+				fmt.Fprintf(h, "  %s %s\n", d.Key, d.Value)
+			}
+		}
+	}
+	for _, f := range files {
+		rel, ok := strings.CutPrefix(f.Path, configDir)
+		if !ok || rel == "mosquitto.conf" || deploy.ReloadedOnSIGHUP(key, rel) {
+			continue
+		}
+		fmt.Fprintf(h, "file %s %x\n", rel, sha256.Sum256(f.Data))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// PublicManifest says name is a file of Dir meant for git (every one but
+// the Secret).
+func PublicManifest(name string) bool {
+	return name == "kustomization.yaml" || name == ".gitignore" || (slices.Contains(order, name) && name != SecretFile)
 }

@@ -420,12 +420,9 @@ func (c *checker) kubernetes() {
 		}
 		ports[l.Port] = name
 	}
+	// Mosquitto 2.1 refuses the symlinked files of Secret and ConfigMap
+	// volumes: the pod's reloader copies them out (package kube).
 	b := c.cfg.Broker
-	if b.Engine == EngineMosquitto {
-		if v, ok := c.cfg.MosquittoVersion(); ok && v.AtLeast(2, 1) {
-			c.errorf("broker.image", "%s refuses the symlinked files of Kubernetes Secret and ConfigMap volumes (Mosquitto 2.1 and later), and mqttgen does not copy them out yet: use eclipse-mosquitto:2.0", b.ImageRef())
-		}
-	}
 	if b.Engine == EngineMqttgen && b.Image == "" {
 		c.errorf("broker.engine", "the bundled broker's image %s is built on this host by apply, which a cluster cannot pull: push it to a registry and set broker.image", b.ImageRef())
 	}

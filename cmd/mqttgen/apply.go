@@ -19,7 +19,7 @@ func newApplyCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply [PATH | PLANFILE]",
-		Short: "Make the broker on the Docker engine match home.cue",
+		Short: "Make the broker on the Docker engine (or the cluster) match home.cue",
 		Long: `apply shows the plan (see "mqttgen plan") and asks; only "yes" proceeds, and
 --auto-approve skips the question. Given a plan file saved by "mqttgen plan -o",
 it renders the plan's home again (reading its secrets anew: the file holds
@@ -38,11 +38,14 @@ change apply waits until the broker accepts a login on every listener and serves
 the new certificate; if it does not, apply restores the previous files or
 container, says so, and exits 1.
 
-With deploy.target "kubernetes", "apply --auto-approve --wait=false" applies the
-manifests render writes under kubernetes/ to the cluster of the kubeconfig
-($KUBECONFIG or ~/.kube/config, context deploy.kubernetes.kube_context) with
-server-side apply (field manager mqttgen); there is no plan and no wait for a
-cluster yet.`,
+With deploy.target "kubernetes" apply shows the cluster's plan (see "mqttgen
+plan"), asks, applies what changes with server-side apply (field manager
+mqttgen) to the cluster of the kubeconfig ($KUBECONFIG or ~/.kube/config,
+context deploy.kubernetes.kube_context), and waits for the StatefulSet to roll
+out and for a login through its Service (--timeout each); if either fails, the
+objects it changed are applied again as they were, it says so, and exits 1.
+--wait=false applies without waiting (a GitOps pipeline, an API server without
+nodes).`,
 		Example: `  mqttgen apply
   mqttgen apply --auto-approve --json
   mqttgen plan -o home.plan && mqttgen apply home.plan`,
@@ -90,7 +93,10 @@ cluster yet.`,
 					return err
 				}
 				if h.Config.Deploy.Target == schema.TargetKubernetes {
-					return applyKube(cmd, h, autoApprove, wait)
+					if asJSON {
+						return errKubeJSON
+					}
+					return applyKube(cmd, h, autoApprove, wait, timeout)
 				}
 				if d, err = desiredOf(h); err != nil {
 					return err
@@ -158,7 +164,7 @@ cluster yet.`,
 	}
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "skip the question")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan and each step as JSON lines")
-	cmd.Flags().BoolVar(&wait, "wait", true, "wait for the broker after each change (deploy.target \"kubernetes\" needs --wait=false for now)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to accept a login after a change")
+	cmd.Flags().BoolVar(&wait, "wait", true, "wait for the broker after each change (deploy.target \"kubernetes\": for the rollout)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to accept a login after a change (on a cluster: to roll out)")
 	return cmd
 }

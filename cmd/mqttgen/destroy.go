@@ -11,18 +11,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/deploy"
+	"github.com/mqttgen/mqttgen/schema"
 )
 
 func newDestroyCmd(g *globals) *cobra.Command {
 	var autoApprove, asJSON, volumes bool
 	cmd := &cobra.Command{
 		Use:   "destroy [PATH]",
-		Short: "Remove the project's containers and network from the Docker engine",
+		Short: "Remove the project's containers and network from the Docker engine (or its objects from the cluster)",
 		Long: `destroy removes the containers and the network of the home's project
 (deploy.project) from the Docker engine. The named volumes, which hold the
 broker's persisted messages and logs, are kept unless --volumes is given.
 It shows what it will remove and asks; only "yes" proceeds, and --auto-approve
-skips the question.`,
+skips the question.
+
+With deploy.target "kubernetes" it removes the project's objects from the
+cluster (found by mqttgen's labels); the broker's PersistentVolumeClaims, and
+the namespace holding them, are kept unless --volumes is given.`,
 		Example: `  mqttgen destroy
   mqttgen destroy --volumes --auto-approve`,
 		Args: cobra.MaximumNArgs(1),
@@ -37,6 +42,12 @@ skips the question.`,
 			h, err := g.open(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if h.Config.Deploy.Target == schema.TargetKubernetes {
+				if asJSON {
+					return errors.New(`deploy.target is "kubernetes": destroy --json is for the Docker engine`)
+				}
+				return destroyKube(cmd, h, autoApprove, volumes)
 			}
 			if err := dockerTarget(h); err != nil {
 				return err

@@ -19,7 +19,7 @@ func newPlanCmd(g *globals) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "plan [PATH]",
-		Short: "Show what apply would change on the Docker engine",
+		Short: "Show what apply would change on the Docker engine (or the cluster)",
 		Long: `plan renders the home at PATH, reads what runs on the Docker engine under the
 project's compose labels (deploy.project), and prints the operations that would
 make it match home.cue, each with its reason, in Terraform's notation:
@@ -40,7 +40,16 @@ exactly it, and refuses it once the engine or the home changed. The file holds
 no secret: the plan as shown, the home's and state directory's paths, and a
 fingerprint of what the home renders to; apply renders the home again, reading
 its secrets anew. Keep plans as *.plan in the home's folder: init's .gitignore
-keeps them out of git.`,
+keeps them out of git.
+
+With deploy.target "kubernetes" plan reads the objects of the project in the
+cluster of the kubeconfig ($KUBECONFIG or ~/.kube/config, context
+deploy.kubernetes.kube_context) by mqttgen's labels, has the API server dry-run
+the server-side apply of each manifest, and shows the same notation: ~ when
+only the Secret or ConfigMap change (the pod sees the new files and the broker
+reloads them), -/+ when the StatefulSet's pod template changes (the pod is
+replaced, its volume kept), - for objects of the project home.cue no longer
+renders.`,
 		Example: `  mqttgen plan
   mqttgen plan --detailed-exitcode; echo $?   # 0 no changes, 1 error, 2 changes
   mqttgen plan -o home.plan && mqttgen apply home.plan`,
@@ -56,6 +65,9 @@ keeps them out of git.`,
 			h, err := open(pathArg(args), cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if h.Config.Deploy.Target == schema.TargetKubernetes {
+				return planKube(cmd, h, detailed, asJSON, out)
 			}
 			d, err := desiredOf(h)
 			if err != nil {
@@ -142,11 +154,11 @@ func confirm(cmd *cobra.Command, what string) bool {
 	return answer == "yes"
 }
 
-// dockerTarget refuses a home that deploys to Kubernetes: plan and destroy
-// drive the Docker engine alone for now.
+// dockerTarget refuses a home that deploys to Kubernetes where the Docker
+// engine is driven (plan, apply and destroy branch off before).
 func dockerTarget(h *workspace.Home) error {
 	if t := h.Config.Deploy.Target; t != schema.TargetDocker {
-		return fmt.Errorf(`deploy.target is %q: plan and destroy drive the Docker engine; for a cluster, run "mqttgen apply --auto-approve --wait=false", or "mqttgen render" and "kubectl apply -k out/kubernetes"`, t)
+		return fmt.Errorf(`deploy.target is %q: this drives the Docker engine; for a cluster, run "mqttgen plan" and "mqttgen apply" on the home, or "mqttgen render" and "kubectl apply -k out/kubernetes"`, t)
 	}
 	return nil
 }

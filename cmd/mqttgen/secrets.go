@@ -94,6 +94,7 @@ config flow asks for. Formats: text, json, yaml, env (MQTT_HOST=...), esphome
 	}
 	bundle.Flags().StringVar(&format, "format", "text", "text, json, yaml, env or esphome")
 	cmd.AddCommand(bundle)
+	cmd.AddCommand(newSecretsK8sCmd(g))
 	return cmd
 }
 
