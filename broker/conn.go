@@ -53,7 +53,15 @@ type coalescingConn struct {
 	// into a buffer allocated for each burst), and the last one of the
 	// burst writes them all.
 	hold atomic.Bool
+	// holdTimer writes out a held write that no delivery followed within
+	// holdLimit (mochi dropped the rest of the queue after the hook looked
+	// at it): holding saves system calls, it must never delay a message.
+	holdTimer *time.Timer
+	holdArmed bool
 }
+
+// holdLimit bounds how long a held write waits for the rest of its burst.
+const holdLimit = 2 * time.Millisecond
 
 // freeList keeps up to max buffers for reuse by any connection. Not a
 // sync.Pool: the garbage collector empties those, which under load (a
@@ -170,6 +178,14 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		// The goroutine flushing, the reader before its next Read, or the
 		// last write of a burst writes it.
 		c.appendBuf(p)
+		if hold && c.reading && !c.flushing && !c.holdArmed {
+			c.holdArmed = true
+			if c.holdTimer == nil {
+				c.holdTimer = time.AfterFunc(holdLimit, c.releaseHeld)
+			} else {
+				c.holdTimer.Reset(holdLimit)
+			}
+		}
 		c.mu.Unlock()
 		return len(p), nil
 	}
@@ -269,6 +285,20 @@ func (c *coalescingConn) tryWrite(p []byte) (int, error) {
 }
 
 // flush writes what waits, in a goroutine of its own.
+// releaseHeld writes what a held write left waiting, if nothing has.
+func (c *coalescingConn) releaseHeld() {
+	c.mu.Lock()
+	c.holdArmed = false
+	if len(c.buf) == 0 || c.flushing || !c.reading || c.closed || c.err != nil {
+		// Written already, or the flush or the reader's next Read writes it.
+		c.mu.Unlock()
+		return
+	}
+	c.flushing = true
+	c.flushLocked()
+	c.mu.Unlock()
+}
+
 func (c *coalescingConn) flush() {
 	c.mu.Lock()
 	c.flushLocked()
