@@ -161,7 +161,7 @@ func (x *executor) preflight(ctx context.Context, p *Plan) error {
 			files[f.Path] = f.Data
 		}
 		if s.Reload {
-			if err := validateFiles(files); err != nil {
+			if err := ValidateFiles(files); err != nil {
 				return &ApplyError{Op: op, Cause: fmt.Errorf("refusing to deploy, nothing was changed: %w", err)}
 			}
 		}

@@ -95,9 +95,12 @@ func certLines(data []byte) []string {
 
 func modeString(m fs.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) }
 
-// unifiedDiff is a unified diff of two versions of a file with three lines
-// of context, on redacted lines; "" when they show the same.
-func unifiedDiff(p string, old, want []byte) string {
+// RedactedDiff is the unified diff a plan shows of a changed file (three
+// lines of context): password hashes, bridge passwords and private keys
+// replaced by a short digest, certificates by their subject and expiry. p
+// names the file (its base name says how to redact it); "" when both show
+// the same. The Kubernetes plan (package kube) shows files through it too.
+func RedactedDiff(p string, old, want []byte) string {
 	a, b := redactedLines(p, old), redactedLines(p, want)
 	if len(a)*len(b) > 4_000_000 {
 		return fmt.Sprintf("(too large to show: %d lines -> %d lines)\n", len(a), len(b))

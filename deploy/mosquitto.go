@@ -19,6 +19,13 @@ var reloadedFiles = map[string]bool{
 	"certs/server.crt": true, "certs/server.key": true, "certs/ca.crt": true, "certs/client-ca.crt": true,
 }
 
+// ReloadedOnSIGHUP says the engine (a conf.TableKey) reads the file of its
+// config folder at path p (not mosquitto.conf) again on SIGHUP, so that a
+// change of it needs no new process.
+func ReloadedOnSIGHUP(key, p string) bool {
+	return fileForcesRestart(key, p, []byte{0}, []byte{1}) == ""
+}
+
 // fileForcesRestart says why a change of a broker file needs a new
 // container, or "" when SIGHUP applies it. key is the reload table's
 // (conf.TableKey: mosquitto 2.0, mosquitto 2.1, or mqttgen), which reload
@@ -49,14 +56,15 @@ func fileForcesRestart(key, p string, old, want []byte) string {
 	return "Mosquitto reads it only at start"
 }
 
-// validateFiles checks what Mosquitto would take badly, before every
-// SIGHUP and every new container: Mosquitto 2.0 runs without any ACL check
+// ValidateFiles checks what Mosquitto would take badly, before every
+// SIGHUP and every new container (and, in a Kubernetes pod, the reloader
+// before it signals): Mosquitto 2.0 runs without any ACL check
 // when the acl file does not parse at SIGHUP and drops users whose hash it
 // cannot read; 2.1 quits on either; both refuse a certificate that does
 // not match its key. It never runs mosquitto --test-config: with
 // persistence on, 2.1 replaces the live database with an empty one
 // (upstream issue 3712).
-func validateFiles(files map[string][]byte) error {
+func ValidateFiles(files map[string][]byte) error {
 	if data, ok := files["acl"]; ok {
 		if _, err := acl.Parse(bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("acl: %w (Mosquitto 2.0 would apply no ACL at all, 2.1 would quit)", err)

@@ -338,9 +338,9 @@ func fileChanges(old, want []generators.File) []FileChange {
 		delete(byPath, f.Path)
 		switch {
 		case !ok:
-			out = append(out, FileChange{Path: f.Path, Action: Create, Mode: modeString(f.Mode), Diff: unifiedDiff(f.Path, nil, f.Data)})
+			out = append(out, FileChange{Path: f.Path, Action: Create, Mode: modeString(f.Mode), Diff: RedactedDiff(f.Path, nil, f.Data)})
 		case !bytes.Equal(o.Data, f.Data) || o.Mode != f.Mode:
-			fc := FileChange{Path: f.Path, Action: Update, Diff: unifiedDiff(f.Path, o.Data, f.Data)}
+			fc := FileChange{Path: f.Path, Action: Update, Diff: RedactedDiff(f.Path, o.Data, f.Data)}
 			if o.Mode != f.Mode {
 				fc.Mode = modeString(o.Mode) + " -> " + modeString(f.Mode)
 			}
@@ -348,7 +348,7 @@ func fileChanges(old, want []generators.File) []FileChange {
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(byPath)) {
-		out = append(out, FileChange{Path: p, Action: Delete, Diff: unifiedDiff(p, byPath[p].Data, nil)})
+		out = append(out, FileChange{Path: p, Action: Delete, Diff: RedactedDiff(p, byPath[p].Data, nil)})
 	}
 	slices.SortFunc(out, func(a, b FileChange) int { return strings.Compare(a.Path, b.Path) })
 	return out

@@ -428,7 +428,7 @@ func TestValidateFiles(t *testing.T) {
 		"acl":    []byte("user admin\ntopic readwrite #\n"),
 		"passwd": []byte("admin:$7$101$AAAAAAAAAAAAAAAA$" + strings.Repeat("A", 86) + "==\n"),
 	}
-	if err := validateFiles(good); err != nil {
+	if err := ValidateFiles(good); err != nil {
 		t.Fatalf("good files: %v", err)
 	}
 	for name, files := range map[string]map[string][]byte{
@@ -436,7 +436,7 @@ func TestValidateFiles(t *testing.T) {
 		"passwd": {"passwd": []byte("admin:$7$101$short$short\n")},
 		"cert":   {"certs/server.crt": fixture(t, "a.crt"), "certs/server.key": fixture(t, "b.key")},
 	} {
-		if err := validateFiles(files); err == nil {
+		if err := ValidateFiles(files); err == nil {
 			t.Errorf("bad %s accepted", name)
 		}
 	}
@@ -445,7 +445,7 @@ func TestValidateFiles(t *testing.T) {
 func TestUnifiedDiff(t *testing.T) {
 	old := []byte("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
 	want := []byte("a\nb\nc\nd\nE\nf\ng\nh\ni\nj\nk\n")
-	got := unifiedDiff("x", old, want)
+	got := RedactedDiff("x", old, want)
 	const expect = `--- x (deployed)
 +++ x (home.cue)
 @@ -2,9 +2,10 @@
@@ -464,7 +464,7 @@ func TestUnifiedDiff(t *testing.T) {
 	if got != expect {
 		t.Errorf("diff:\n%s\nwant:\n%s", got, expect)
 	}
-	if unifiedDiff("x", old, old) != "" {
+	if RedactedDiff("x", old, old) != "" {
 		t.Error("a diff of equal files")
 	}
 }
@@ -617,7 +617,7 @@ func TestLabelsHoldNoSecret(t *testing.T) {
 func TestPlanRedactsProbeLogin(t *testing.T) {
 	old := []byte("-u mqttgen.healthcheck\n-P OLD-PROBE-PASSWORD\n")
 	want := []byte("-u mqttgen.healthcheck\n-P NEW-PROBE-PASSWORD\n")
-	d := unifiedDiff("healthcheck/mosquitto_sub", old, want)
+	d := RedactedDiff("healthcheck/mosquitto_sub", old, want)
 	if strings.Contains(d, "PROBE-PASSWORD") || !strings.Contains(d, "-P (redacted, sha256 ") || !strings.Contains(d, "-u mqttgen.healthcheck") {
 		t.Errorf("diff of the probe login:\n%s", d)
 	}

@@ -139,7 +139,7 @@ func PlanRestore(ctx context.Context, cli *client.Client, d *Desired, o *Observe
 		rp.config = append(rp.config, generators.File{Path: f.Path, Mode: f.Mode, Data: f.Data})
 		files[f.Path] = f.Data
 	}
-	if err := validateFiles(files); err != nil {
+	if err := ValidateFiles(files); err != nil {
 		return nil, fmt.Errorf("the archive's config would not be served safely: %w", err)
 	}
 
