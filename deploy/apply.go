@@ -39,6 +39,10 @@ type Options struct {
 	// backing-up, and "next" between operations): a test cancels apply's
 	// context there to interrupt it exactly at that step.
 	Checkpoint func(op Op, step string)
+	// PublishHost is the address the broker's published ports are reached
+	// at, to prove it serves; "" asks the engine (engine.PublishHost). A
+	// site's is its hostname: an ssh:// engine's client knows no address.
+	PublishHost string
 }
 
 // ErrInterrupted is the cause of an operation that apply's context ended
