@@ -209,7 +209,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		passwords[a.Name] = pw
 	}
 	in.Passwords = passwords
-	in.Hashes, err = h.Secrets.Hashes(passwords, cfg.Broker.PasswordIterations)
+	in.Hashes, err = h.Secrets.Hashes(passwords, cfg.Broker.PasswordIterations, h.otherSitesAccounts()...)
 	if err != nil {
 		return nil, err
 	}
@@ -249,6 +249,23 @@ func (h *Home) Site(name string) (*Home, error) {
 	v := *h
 	v.Config, v.SiteName, v.parent = cfg, name, h
 	return &v, nil
+}
+
+// otherSitesAccounts are the logins of every site of the home a site's
+// view belongs to: their kept hashes stay while one site renders.
+func (h *Home) otherSitesAccounts() []string {
+	if h.parent == nil {
+		return nil
+	}
+	cfg := h.parent.Config
+	var names []string
+	for _, a := range cfg.Accounts() {
+		names = append(names, a.Name)
+	}
+	for _, site := range cfg.SiteNames() {
+		names = append(names, schema.BridgeAccount(site))
+	}
+	return names
 }
 
 // Sites are the home's sites in the order apply converges them (the hub
