@@ -6,6 +6,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/mqttgen/mqttgen/mosquitto/acl"
 	"github.com/mqttgen/mqttgen/schema"
 )
 
@@ -88,7 +89,8 @@ func hubListener(cfg *schema.Config) (schema.Listener, bool) {
 //     satellite a user bridge-<site> whose ACL is exactly the topics its
 //     bridge carries (and its connection state, which a Mosquitto bridge
 //     publishes there);
-//   - a satellite: its devices, the home's anonymous rules and patterns,
+//   - a satellite: its devices, the users that only read $SYS (they
+//     watch every broker), the home's anonymous rules and patterns,
 //     and a bridge "hub" to the hub: cleansession false (the hub keeps the
 //     satellite's subscriptions, and the satellite what it could not send
 //     while the link is down, up to limits.max_queued_messages), TLS with
@@ -155,6 +157,13 @@ func SiteConfig(cfg *schema.Config, site string) (*schema.Config, error) {
 		}
 	}
 	v.Users = map[string]schema.User{}
+	for name, u := range cfg.Users {
+		if watchesSYS(u) {
+			// A login that only reads $SYS watches every broker: status
+			// reads a satellite's bridge state and queue with it.
+			v.Users[name] = u
+		}
+	}
 	v.HomeAssistant, v.Zigbee2MQTT = nil, nil
 	v.Monitoring = schema.Monitoring{}
 	v.Expect = nil
@@ -182,13 +191,28 @@ func SiteConfig(cfg *schema.Config, site string) (*schema.Config, error) {
 	return &v, nil
 }
 
+// watchesSYS reports whether every rule of u reads $SYS, and nothing else.
+func watchesSYS(u schema.User) bool {
+	if u.Preset != "" || len(u.ACL) == 0 {
+		return false
+	}
+	for _, r := range mustRules(u.ACL, false) {
+		if r.Access != acl.Read || !strings.HasPrefix(r.Topic, "$SYS/") {
+			return false
+		}
+	}
+	return true
+}
+
 // IsSatellite reports whether cfg is a satellite's view (SiteConfig).
 func IsSatellite(cfg *schema.Config) bool {
 	b, ok := cfg.Bridges[HubBridge]
 	return ok && b.Site != nil
 }
 
-// bridgeClientID is the client id of a satellite's bridge on the hub.
+// BridgeClientID is the client id of a satellite's bridge on the hub.
+func BridgeClientID(cfg *schema.Config, site string) string { return bridgeClientID(cfg, site) }
+
 func bridgeClientID(cfg *schema.Config, site string) string {
 	return cfg.Deploy.Project + "-" + site
 }

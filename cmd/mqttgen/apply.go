@@ -16,6 +16,7 @@ import (
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var autoApprove, asJSON, wait bool
+	var site string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply [PATH | PLANFILE]",
@@ -92,6 +93,15 @@ cluster yet.`,
 				if h.Config.Deploy.Target == schema.TargetKubernetes {
 					return applyKube(cmd, h, autoApprove, wait)
 				}
+				if usesSites(h, site) {
+					if !h.Config.HasSites() {
+						return fmt.Errorf("--site %s: the home declares no sites", site)
+					}
+					if asJSON {
+						return errors.New("--json: apply across sites prints text for now")
+					}
+					return applySites(cmd, h, site, autoApprove, timeout)
+				}
 				if d, err = desiredOf(h); err != nil {
 					return err
 				}
@@ -160,5 +170,6 @@ cluster yet.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan and each step as JSON lines")
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait for the broker after each change (deploy.target \"kubernetes\" needs --wait=false for now)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to accept a login after a change")
+	siteFlag(cmd, &site, "apply")
 	return cmd
 }
