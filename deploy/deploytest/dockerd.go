@@ -43,6 +43,11 @@ var dockerdN atomic.Int32
 // skipped, except under CI=true, where it fails.
 func StartDockerd(t testing.TB) *Dockerd {
 	t.Helper()
+	return startDockerd(t, nil)
+}
+
+func startDockerd(t testing.TB, tlsFiles func(dir string) []string) *Dockerd {
+	t.Helper()
 	missing := func(format string, args ...any) {
 		t.Helper()
 		if os.Getenv("CI") == "true" {
@@ -84,6 +89,9 @@ func StartDockerd(t testing.TB) *Dockerd {
 		"--iptables=false", "--ip6tables=false", "--ip-masq=false",
 		"--default-address-pool", pool,
 		"--mtu", "1400",
+	}
+	if tlsFiles != nil {
+		args = append(args, tlsFiles(dir)...)
 	}
 	if _, err := os.Stat("/etc/docker/daemon.json"); err == nil {
 		// The main daemon's storage driver may be one this kernel lacks
