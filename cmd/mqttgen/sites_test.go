@@ -123,8 +123,16 @@ sites: {
 	if code != 0 {
 		t.Fatalf("backup --site garage: exit %d\n%s", code, out)
 	}
-	if m, _ := filepath.Glob(filepath.Join(backups, project+"-garage-*.tar.gz")); len(m) != 1 {
-		t.Errorf("backup --site garage wrote no archive of project %s-garage: %s", project, out)
+	m, _ := filepath.Glob(filepath.Join(backups, project+"-garage-*.tar.gz"))
+	if len(m) != 1 {
+		t.Fatalf("backup --site garage wrote no archive of project %s-garage: %s", project, out)
+	}
+	code, out = mqttgen(t, "", "restore", "--site", "garage", "--auto-approve", "--timeout", "60s", m[0], dir)
+	if code != 0 || !strings.Contains(out, "Restore complete!") && !strings.Contains(out, "nothing to restore") {
+		t.Errorf("restore --site garage: exit %d\n%s", code, out)
+	}
+	if code, out = mqttgen(t, "", "restore", "--auto-approve", m[0], dir); code == 0 || !strings.Contains(out, "name one with --site") {
+		t.Errorf("restore without --site: exit %d\n%s", code, out)
 	}
 	if code, out = mqttgen(t, "", "backup", dir); code == 0 || !strings.Contains(out, "name one with --site (house, garage)") {
 		t.Errorf("backup without --site: exit %d\n%s", code, out)
