@@ -108,6 +108,7 @@ func SiteConfig(cfg *schema.Config, site string) (*schema.Config, error) {
 	}
 	v := *cfg
 	v.Sites = nil
+	v.SiteName = site
 	v.Broker.Hostname = s.Hostname
 	if e := cfg.SiteEngine(site); e != cfg.Broker.Engine {
 		// Another engine than the home's: its default image and release.

@@ -35,6 +35,9 @@ type Config struct {
 	// they are known for Home Assistant's discovery and ACL, but have no
 	// login here. Never set by loading.
 	RemoteDevices map[string]bool `json:"-"`
+	// SiteName is the site a view of a home with sites is of (see
+	// package generators' SiteConfig); "" for a home. Never set by loading.
+	SiteName string `json:"-"`
 
 	pos *positions
 }
