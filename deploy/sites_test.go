@@ -57,20 +57,25 @@ type sitesHome struct {
 // writeSitesHome writes a home whose hub runs on this machine's engine and
 // whose satellites run on the given engines, a device on each site.
 func writeSitesHome(t *testing.T, satellites map[string]string, extra string) *sitesHome {
+	return writeSitesHomeBroker(t, fmt.Sprintf("broker: image: %q", imageTag), satellites, extra)
+}
+
+// writeSitesHomeBroker is writeSitesHome with the home's broker line.
+func writeSitesHomeBroker(t *testing.T, broker string, satellites map[string]string, extra string) *sitesHome {
 	t.Helper()
 	addr := deploytest.HostAddress(t)
 	s := &sitesHome{dir: t.TempDir(), project: fmt.Sprintf("mqttgen-sites-%d", time.Now().UnixNano()%1e6), hubPort: deploytest.FreePort(t), ports: map[string]int{}}
 	var b strings.Builder
 	fmt.Fprintf(&b, `package home
 
-broker: image: %q
+%s
 deploy: project: %q
 listeners: mqtt: port: %d
 users: ha: preset: "homeassistant"
 homeassistant: user: "ha"
 devices: hall: {publishes: ["temp"], subscribes: ["set"]}
 sites: house: {docker_host: %q, hostname: %q, hub: true}
-`, imageTag, s.project, s.hubPort, mainEngineHost(), addr)
+`, broker, s.project, s.hubPort, mainEngineHost(), addr)
 	for name, host := range satellites {
 		s.ports[name] = deploytest.FreePort(t)
 		fmt.Fprintf(&b, "sites: %s: {docker_host: %q, hostname: %q, listeners: mqtt: port: %d}\n", name, host, addr, s.ports[name])
@@ -192,10 +197,30 @@ func (m *mqttClient) waitFor(t *testing.T, topic string, n int, d time.Duration)
 // command from the hub reaches it; commands of the hub's own device do
 // not; then the link is lost (the hub's broker stops), the satellite keeps
 // serving, queues QoS 1 states and delivers every one when the hub returns.
+// On both engines: Mosquitto on both sites, a bundled satellite of a
+// Mosquitto hub, and a Mosquitto satellite of a bundled hub.
 func TestSitesBridge(t *testing.T) {
+	for _, c := range []struct{ name, broker, extra string }{
+		{"mosquitto", fmt.Sprintf("broker: image: %q", imageTag), ""},
+		{"bundled-satellite", fmt.Sprintf("broker: image: %q", imageTag), `sites: garage: engine: "mqttgen"` + "\n"},
+		{"bundled-hub", `broker: {engine: "mqttgen", image: "mqttgen-test/sites-broker:1"}`, fmt.Sprintf("sites: garage: {engine: \"mosquitto\", image: %q}\n", imageTag)},
+	} {
+		t.Run(c.name, func(t *testing.T) { testSitesBridge(t, c.broker, c.extra) })
+	}
+}
+
+func testSitesBridge(t *testing.T, broker, extra string) {
 	hubCli := testEngine(t)
+	if strings.Contains(broker+extra, "mqttgen") {
+		staticMqttgen(t)
+		t.Cleanup(func() {
+			// Only the test's own tag: a bundled satellite's image is on its
+			// extra engine, removed with it.
+			deploytest.RemoveImage(context.Background(), hubCli, "mqttgen-test/sites-broker:1")
+		})
+	}
 	garage := satelliteEngine(t)
-	s := writeSitesHome(t, map[string]string{"garage": garage.Host}, "")
+	s := writeSitesHomeBroker(t, broker, map[string]string{"garage": garage.Host}, extra)
 	if _, err := applySites(t, s, ""); err != nil {
 		t.Fatalf("apply: %v", err)
 	}

@@ -114,6 +114,10 @@ func SiteConfig(cfg *schema.Config, site string) (*schema.Config, error) {
 		// Another engine than the home's: its default image and release.
 		v.Broker.Engine, v.Broker.Image, v.Broker.Version = e, "", ""
 	}
+	if s.Image != "" {
+		// The site's own image: its tag names the release.
+		v.Broker.Image, v.Broker.Version = s.Image, ""
+	}
 	v.Listeners = cfg.SiteListeners(site)
 	if !v.HasTLS() {
 		v.TLS = nil

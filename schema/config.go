@@ -238,6 +238,7 @@ type Site struct {
 	Hostname       string              `json:"hostname"`
 	Hub            bool                `json:"hub"`
 	Engine         string              `json:"engine,omitempty"`
+	Image          string              `json:"image,omitempty"`
 	Share          []Share             `json:"share"`
 	Listeners      map[string]Listener `json:"listeners,omitempty"`
 }

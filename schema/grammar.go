@@ -313,6 +313,7 @@ func (c *Config) StringFields() []StringField {
 		add(p+".docker_cert_path", s.DockerCertPath, FilePath)
 		must(p+".hostname", s.Hostname, Host)
 		add(p+".engine", s.Engine, Closed)
+		add(p+".image", s.Image, ImageRef)
 		for _, ln := range SortedKeys(s.Listeners) {
 			l := s.Listeners[ln]
 			add(Path("sites", name, "listeners", ln, "bind"), l.Bind, IP)

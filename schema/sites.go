@@ -196,6 +196,9 @@ func (c *checker) sites() {
 			c.errorf(p+".docker_host", "site %s is on this engine too: each site runs on an engine of its own", other)
 		}
 		hosts[s.DockerHost] = name
+		if s.Image != "" && cfg.SiteEngine(name) == EngineMqttgen && strings.Contains(s.Image, "mosquitto") {
+			c.errorf(p+".image", "%s is a Mosquitto image but the site's engine is \"mqttgen\": remove image, or set engine: \"mosquitto\"", s.Image)
+		}
 		if !validHost(s.Hostname) {
 			c.errorf(p+".hostname", "%q is not a DNS name or IP address: write how the other sites reach this one, e.g. \"%s.home.arpa\"", s.Hostname, name)
 		}
