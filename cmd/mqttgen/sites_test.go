@@ -83,6 +83,13 @@ sites: {
 	if code != 0 || !strings.Contains(out, "## site house (hub) on "+client.DefaultDockerHost) || !strings.Contains(out, "## site garage (satellite) on "+garage.Host) || !strings.Contains(out, "Apply complete on 2 site(s)!") {
 		t.Fatalf("apply: exit %d\n%s", code, out)
 	}
+	code, out = mqttgen(t, "", "plan", "--site", "garage", "--detailed-exitcode", dir)
+	if code != 0 || strings.Contains(out, "## site house") || !strings.Contains(out, "## site garage (satellite) on "+garage.Host) || !strings.Contains(out, "No changes.") {
+		t.Errorf("plan --site garage after apply: exit %d\n%s", code, out)
+	}
+	if code, out = mqttgen(t, "", "plan", "--site", "attic", dir); code != 1 || !strings.Contains(out, "--site attic: no such site; the home's sites are house, garage") {
+		t.Errorf("plan --site attic: exit %d\n%s", code, out)
+	}
 	bridge := project + "-garage"
 	deadline := time.Now().Add(60 * time.Second)
 	for {
