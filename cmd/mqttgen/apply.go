@@ -97,10 +97,7 @@ cluster yet.`,
 					if !h.Config.HasSites() {
 						return fmt.Errorf("--site %s: the home declares no sites", site)
 					}
-					if asJSON {
-						return errors.New("--json: apply across sites prints text for now")
-					}
-					return applySites(cmd, h, site, autoApprove, timeout)
+					return applySites(cmd, h, site, autoApprove, asJSON, timeout)
 				}
 				if d, err = desiredOf(h); err != nil {
 					return err

@@ -37,7 +37,7 @@ func planSites(cmd *cobra.Command, h *workspace.Home, site string, detailed, asJ
 	defer deploy.CloseSites(sites)
 	w := cmd.OutOrStdout()
 	if asJSON {
-		err = writeSitesJSON(cmd, sites)
+		err = writeSitesJSON(cmd, sites, false)
 	} else {
 		err = deploy.WriteSitesText(w, sites)
 	}
@@ -53,7 +53,9 @@ func planSites(cmd *cobra.Command, h *workspace.Home, site string, detailed, asJ
 	return nil
 }
 
-func writeSitesJSON(cmd *cobra.Command, sites []*deploy.Site) error {
+// writeSitesJSON writes the sites' plans as one JSON document (plan), or
+// as one line of apply's JSON lines ({"type": "plan", "sites": [...]}).
+func writeSitesJSON(cmd *cobra.Command, sites []*deploy.Site, line bool) error {
 	type siteJSON struct {
 		Site   string       `json:"site"`
 		Hub    bool         `json:"hub"`
@@ -70,6 +72,12 @@ func writeSitesJSON(cmd *cobra.Command, sites []*deploy.Site) error {
 		out = append(out, j)
 	}
 	enc := json.NewEncoder(cmd.OutOrStdout())
+	if line {
+		return enc.Encode(struct {
+			Type  string     `json:"type"`
+			Sites []siteJSON `json:"sites"`
+		}{"plan", out})
+	}
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{"sites": out})
 }
@@ -77,7 +85,7 @@ func writeSitesJSON(cmd *cobra.Command, sites []*deploy.Site) error {
 // applySites shows the plan of every site, asks, and converges the sites,
 // the hub first; a site whose engine does not answer is reported and the
 // others converge (exit 1).
-func applySites(cmd *cobra.Command, h *workspace.Home, site string, autoApprove bool, timeout time.Duration) error {
+func applySites(cmd *cobra.Command, h *workspace.Home, site string, autoApprove, asJSON bool, timeout time.Duration) error {
 	ctx, interrupted, stop := interruptible(cmd.Context(), cmd.ErrOrStderr())
 	defer stop()
 	sites, err := deploy.SitesFromHome(h, site, time.Now())
@@ -87,7 +95,11 @@ func applySites(cmd *cobra.Command, h *workspace.Home, site string, autoApprove 
 	deploy.ConnectSites(ctx, sites)
 	defer deploy.CloseSites(sites)
 	w := cmd.OutOrStdout()
-	if err := deploy.WriteSitesText(w, sites); err != nil {
+	if asJSON {
+		if err := writeSitesJSON(cmd, sites, true); err != nil {
+			return err
+		}
+	} else if err := deploy.WriteSitesText(w, sites); err != nil {
 		return err
 	}
 	if deploy.SitesEmpty(sites) {
@@ -100,7 +112,7 @@ func applySites(cmd *cobra.Command, h *workspace.Home, site string, autoApprove 
 		fmt.Fprintln(w, "Apply cancelled.")
 		return exitError(1)
 	}
-	err = deploy.ApplySites(ctx, sites, deploy.Options{ReadyTimeout: timeout, Events: eventPrinter(w, false), Checkpoint: applyCheckpoint})
+	err = deploy.ApplySites(ctx, sites, deploy.Options{ReadyTimeout: timeout, Events: eventPrinter(w, asJSON), Checkpoint: applyCheckpoint})
 	var add, change, destroy int
 	for _, s := range sites {
 		if s.Err == nil {
@@ -111,6 +123,17 @@ func applySites(cmd *cobra.Command, h *workspace.Home, site string, autoApprove 
 	if s := interrupted(); s != nil {
 		fmt.Fprintf(cmd.ErrOrStderr(), "mqttgen: apply interrupted by %s: %v\n", name(s), err)
 		return exitError(signalExit(s))
+	}
+	if asJSON {
+		line := map[string]any{"type": "apply_complete", "add": add, "change": change, "destroy": destroy}
+		if err != nil {
+			line = map[string]any{"type": "error", "error": err.Error()}
+		}
+		json.NewEncoder(w).Encode(line)
+		if err != nil {
+			return exitError(1)
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("not every site converged:\n%w", err)

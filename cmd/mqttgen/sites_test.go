@@ -90,6 +90,10 @@ sites: {
 	if code, out = mqttgen(t, "", "plan", "--site", "attic", dir); code != 1 || !strings.Contains(out, "--site attic: no such site; the home's sites are house, garage") {
 		t.Errorf("plan --site attic: exit %d\n%s", code, out)
 	}
+	code, out = mqttgen(t, "", "apply", "--auto-approve", "--json", dir)
+	if code != 0 || !strings.HasPrefix(out, `{"type":"plan","sites":[{"site":"house","hub":true,`) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("apply --json with no changes: exit %d\n%s", code, out)
+	}
 	bridge := project + "-garage"
 	deadline := time.Now().Add(60 * time.Second)
 	for {
