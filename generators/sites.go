@@ -3,6 +3,7 @@ package generators
 import (
 	"fmt"
 	"maps"
+	"net"
 	"path"
 	"strings"
 
@@ -59,25 +60,30 @@ func SiteTopics(cfg *schema.Config, site string) []SiteTopic {
 // its first MQTT listener serving TLS with a certificate the bridge can
 // verify without one of its own, else its first plain MQTT listener.
 func hubListener(cfg *schema.Config) (schema.Listener, bool) {
+	_, l, ok := hubListenerNamed(cfg)
+	return l, ok
+}
+
+func hubListenerNamed(cfg *schema.Config) (string, schema.Listener, bool) {
 	ls := cfg.SiteListeners(cfg.Hub())
 	view := &schema.Config{Listeners: ls}
-	var plain *schema.Listener
+	plain := ""
 	for _, name := range listenerOrder(view) {
 		l := ls[name]
 		if l.Protocol != "mqtt" {
 			continue
 		}
 		if l.TLS && !(cfg.TLS != nil && cfg.TLS.RequireClientCertificate) {
-			return l, true
+			return name, l, true
 		}
-		if !l.TLS && plain == nil {
-			plain = &l
+		if !l.TLS && plain == "" {
+			plain = name
 		}
 	}
-	if plain != nil {
-		return *plain, true
+	if plain != "" {
+		return plain, ls[plain], true
 	}
-	return schema.Listener{}, false
+	return "", schema.Listener{}, false
 }
 
 // SiteConfig is the home as one site's broker sees it, a home without
@@ -241,6 +247,19 @@ func bridgeStateTopic(cfg *schema.Config, site string) string {
 // never is. Each error is at the later of the two declarations.
 func CheckSites(cfg *schema.Config) schema.Diagnostics {
 	var out schema.Diagnostics
+	if hub := cfg.Hub(); hub != "" && len(cfg.Sites) > 1 {
+		name, l, ok := hubListenerNamed(cfg)
+		field := schema.Path("listeners", name, "bind")
+		if cfg.Sites[hub].Listeners != nil {
+			field = schema.Path("sites", hub, "listeners", name, "bind")
+		}
+		switch {
+		case !ok:
+			out = append(out, cfg.Errorf(schema.Path("sites", hub), "the hub has no MQTT listener the satellites' bridges can connect to (plain, or TLS without client certificates): add one, e.g. listeners: bridges: port: 1883"))
+		case l.Bind != "" && net.ParseIP(l.Bind).IsLoopback():
+			out = append(out, cfg.Errorf(field, "the satellites' bridges connect to the hub's listener %s at %s, but it listens on %s alone: bind it to an address they reach, or leave bind out", name, cfg.Sites[hub].Hostname, l.Bind))
+		}
+	}
 	for _, site := range cfg.SiteNames() {
 		if cfg.Sites[site].Hub {
 			continue

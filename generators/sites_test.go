@@ -151,3 +151,17 @@ func TestFiltersOverlap(t *testing.T) {
 		}
 	}
 }
+
+// TestSitesHubListener: the satellites' bridges need a listener of the hub
+// they can reach.
+func TestSitesHubListener(t *testing.T) {
+	src := strings.Replace(loopBase, "listeners: mqtt: port: 1883", `listeners: mqtt: {port: 1883, bind: "127.0.0.1"}`, 1) + "\t}\n}\n"
+	cfg, diags := schema.LoadSource("home.cue", []byte(src))
+	if diags.Errors() > 0 {
+		t.Fatal(diags)
+	}
+	want := `home.cue:3:31: listeners.mqtt.bind: the satellites' bridges connect to the hub's listener mqtt at house.home.arpa, but it listens on 127.0.0.1 alone: bind it to an address they reach, or leave bind out`
+	if got := CheckSites(cfg).Error(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
