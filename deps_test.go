@@ -55,6 +55,7 @@ var rules = []rule{
 	// The bundled broker reads only rendered files: its tests too (those
 	// that need a rendered home are in integration/brokerdiff).
 	{"broker", []string{"mosquitto/*", "internal/*"}, []string{"mosquitto/*", "internal/*"}},
+	{"exporter", []string{"internal/*"}, nil},
 
 	// Deploying, backing up, reporting: never the broker.
 	{"backup", []string{"engine", "generators", "mosquitto/*", "workspace"}, []string{"backup/backuptest"}},

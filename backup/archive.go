@@ -6,7 +6,10 @@
 // works as a local one; it verifies an archive, and gives restore what it
 // writes back (Archive.ConfigFiles, StateFiles). Restoring itself converges
 // the broker like any other change, so it is deploy's (deploy.PlanRestore,
-// deploy.Restore).
+// deploy.Restore): it creates, copies, starts, waits for and rolls back the
+// broker with apply's own executor steps, which this package, speaking to
+// the engine only to read a container and write files into it, does not
+// duplicate.
 //
 // An archive is <project>-<UTC timestamp>.tar.gz holding manifest.json first,
 // then config/..., data/..., state/... and, with --with-secrets, secrets.enc.
@@ -289,6 +292,9 @@ func write(w io.Writer, m *Manifest, files []File) error {
 		if strings.HasPrefix(f.Path, ConfigPrefix) && isPrivateKey(f.Data) {
 			return fmt.Errorf("archive entry %s: a private key in clear", f.Path)
 		}
+		if isProbeLogin(f.Path) {
+			return fmt.Errorf("archive entry %s: the healthcheck's password in clear", f.Path)
+		}
 		m.Entries = append(m.Entries, Entry{Path: f.Path, Size: int64(len(f.Data)), Mode: modeString(f.Mode), UID: f.UID, GID: f.GID, SHA256: digest(f.Data), Redacted: f.Redacted})
 	}
 	if problem := checkEntries(m.Entries); problem != "" {
@@ -496,6 +502,9 @@ func Read(r io.Reader) (*Archive, error) {
 		}
 		if strings.HasPrefix(e.Path, ConfigPrefix) && isPrivateKey(data) {
 			return nil, bad("entry %s holds a private key in clear, which a backup never writes (keys are only in %s, encrypted)", e.Path, SecretsName)
+		}
+		if isProbeLogin(e.Path) {
+			return nil, bad("entry %s holds the healthcheck's password in clear, which a backup never writes (only in %s, encrypted)", e.Path, SecretsName)
 		}
 		if got := digest(data); got != e.SHA256 {
 			return nil, bad("entry %s has SHA-256 %s, the manifest says %s: it was altered", hdr.Name, got[:16], short(e.SHA256))

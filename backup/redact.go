@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
@@ -15,6 +16,11 @@ const redactedValue = "<redacted by mqttgen backup>"
 
 // isPrivateKey says data is a PEM private key.
 func isPrivateKey(data []byte) bool { return bytes.Contains(data, []byte("PRIVATE KEY-----")) }
+
+// isProbeLogin says an archive entry is the healthcheck's login, which
+// holds its password in clear (generators.ProbeLoginPath, under
+// ConfigPrefix as rendered).
+func isProbeLogin(p string) bool { return p == generators.ProbeLoginPath }
 
 // redactConf replaces the values of secret options of a mosquitto.conf and
 // names each one replaced (with its bridge).

@@ -1,70 +1,24 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/mqttgen/mqttgen/internal/sysmetrics"
 )
 
 // The bundled broker serves Prometheus' /metrics itself when Options
 // MetricsListen is set (monitoring.prometheus with broker.engine "mqttgen":
-// the compose file and deploy set MQTTGEN_METRICS_LISTEN). The values are
-// its $SYS values, named as sapcc/mosquitto-exporter names them (the
-// exporter mqttgen runs beside Mosquitto): the topic without "$SYS/", with
-// "/" and " " turned into "_", so that $SYS/broker/clients/connected is
-// broker_clients_connected. The counters of the exporter are counters here
-// too, every other value is a gauge; the version and the deprecated
-// clients/active and clients/inactive are left out, as the exporter does.
-// So dashboards and alerts work unchanged on either engine.
-
-// metricCounters are the exporter's counters.
-var metricCounters = map[string]bool{
-	"bytes/received": true, "bytes/sent": true,
-	"messages/received": true, "messages/sent": true,
-	"publish/messages/received": true, "publish/messages/sent": true, "publish/messages/dropped": true,
-}
-
-// metricSkipped are the topics the exporter does not export.
-var metricSkipped = map[string]bool{"version": true, "clients/active": true, "clients/inactive": true}
-
-// metricHelp describes each value, as Mosquitto's documentation does.
-var metricHelp = map[string]string{
-	"uptime":                    "Seconds since the broker started.",
-	"clients/total":             "Clients connected and disconnected with a persistent session.",
-	"clients/connected":         "Clients connected now.",
-	"clients/disconnected":      "Clients disconnected that have a persistent session.",
-	"clients/maximum":           "The most clients connected at once since the broker started.",
-	"clients/expired":           "Persistent sessions removed by persistent_client_expiration.",
-	"heap/current":              "Bytes of the Go heap in use.",
-	"heap/maximum":              "The most bytes of the Go heap in use since the broker started.",
-	"messages/received":         "MQTT packets received since the broker started.",
-	"messages/sent":             "MQTT packets sent since the broker started.",
-	"messages/stored":           "Messages held: retained, and queued or in flight for clients.",
-	"store/messages/count":      "Messages held: retained, and queued or in flight for clients.",
-	"store/messages/bytes":      "Payload bytes of the retained messages.",
-	"publish/messages/received": "PUBLISH packets received since the broker started.",
-	"publish/messages/sent":     "PUBLISH packets sent since the broker started.",
-	"publish/messages/dropped":  "PUBLISH messages dropped for queue limits since the broker started.",
-	"publish/bytes/received":    "Payload bytes of PUBLISH packets received since the broker started.",
-	"publish/bytes/sent":        "Payload bytes of PUBLISH packets sent since the broker started.",
-	"bytes/received":            "Bytes received since the broker started.",
-	"bytes/sent":                "Bytes sent since the broker started.",
-	"retained messages/count":   "Retained messages held.",
-	"subscriptions/count":       "Subscriptions, of connected clients and of persistent sessions.",
-}
-
-var leadingNumber = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?`)
+// the compose file and deploy set MQTTGEN_METRICS_LISTEN): its $SYS values,
+// named and typed by internal/sysmetrics, as `mqttgen exporter` serves
+// Mosquitto's.
 
 // metricName is the exporter's name of a $SYS/broker/ topic.
-func metricName(topic string) string {
-	return strings.NewReplacer("/", "_", " ", "_").Replace("broker/" + topic)
-}
+func metricName(topic string) string { return sysmetrics.Name(topic) }
 
 // writeMetrics writes the $SYS values in Prometheus' text format (0.0.4):
 // those of now for the totals, and the load averages of the last $SYS
@@ -78,28 +32,9 @@ func (s *sysTree) writeMetrics(now time.Time) []byte {
 	}
 	s.mu.Unlock()
 
-	var b bytes.Buffer
-	write := func(topic, typ, help, value string) {
-		name := metricName(topic)
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, typ, name, value)
-	}
+	var out []sysmetrics.Value
 	for _, v := range vals {
-		if metricSkipped[v.topic] {
-			continue
-		}
-		num := leadingNumber.FindString(v.value) // "N seconds" -> N
-		if num == "" {
-			continue
-		}
-		typ := "gauge"
-		if metricCounters[v.topic] {
-			typ = "counter"
-		}
-		help := metricHelp[v.topic]
-		if help == "" {
-			help = "$SYS/broker/" + v.topic
-		}
-		write(v.topic, typ, help, num)
+		out = append(out, sysmetrics.Value{Topic: v.topic, Value: v.value})
 	}
 	for _, name := range loadNames {
 		l, ok := loads[name]
@@ -107,12 +42,10 @@ func (s *sysTree) writeMetrics(now time.Time) []byte {
 			continue
 		}
 		for i, minutes := range []int{1, 5, 15} {
-			topic := fmt.Sprintf("load/%s/%dmin", name, minutes)
-			write(topic, "gauge", fmt.Sprintf("$SYS/broker/%s: per-minute rate averaged over %d minutes.", topic, minutes),
-				strconv.FormatFloat(l[i], 'f', 2, 64))
+			out = append(out, sysmetrics.Value{Topic: fmt.Sprintf("load/%s/%dmin", name, minutes), Value: strconv.FormatFloat(l[i], 'f', 2, 64)})
 		}
 	}
-	return b.Bytes()
+	return sysmetrics.Format(out)
 }
 
 // metricsServer serves /metrics on its own socket.

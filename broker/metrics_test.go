@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -237,7 +238,7 @@ func TestProbe(t *testing.T) {
 	tb := newTestBroker(t, "", fmt.Sprintf("\nlistener %d 127.0.0.1\nprotocol websockets\n", wsPort))
 	ctx := context.Background()
 	for _, url := range []string{"tcp://" + tb.addr, tb.addr, fmt.Sprintf("ws://127.0.0.1:%d", wsPort), fmt.Sprintf("ws://127.0.0.1:%d/any/path", wsPort)} {
-		if err := Probe(ctx, url, 3*time.Second); err != nil {
+		if err := Probe(ctx, url, nil, 3*time.Second); err != nil {
 			t.Errorf("probe %s: %v", url, err)
 		}
 	}
@@ -251,7 +252,7 @@ func TestProbe(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
-	if err := Probe(ctx, "tcp://"+closed, time.Second); err == nil {
+	if err := Probe(ctx, "tcp://"+closed, nil, time.Second); err == nil {
 		t.Error("probe of a closed port passed")
 	}
 	// An HTTP server: it answers, but not with a CONNACK.
@@ -259,7 +260,7 @@ func TestProbe(t *testing.T) {
 	hl, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(hl)
 	defer srv.Close()
-	if err := Probe(ctx, "tcp://"+hl.Addr().String(), 2*time.Second); err == nil {
+	if err := Probe(ctx, "tcp://"+hl.Addr().String(), nil, 2*time.Second); err == nil {
 		t.Error("probe of an HTTP server passed")
 	}
 	// A server that accepts and says nothing: the timeout.
@@ -275,10 +276,57 @@ func TestProbe(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	if err := Probe(ctx, "tcp://"+quiet.Addr().String(), 500*time.Millisecond); err == nil || time.Since(start) > 2*time.Second {
+	if err := Probe(ctx, "tcp://"+quiet.Addr().String(), nil, 500*time.Millisecond); err == nil || time.Since(start) > 2*time.Second {
 		t.Errorf("probe of a silent server: %v after %s", err, time.Since(start))
 	}
-	if err := Probe(ctx, "http://"+tb.addr, time.Second); err == nil || !strings.Contains(err.Error(), "scheme") {
+	if err := Probe(ctx, "http://"+tb.addr, nil, time.Second); err == nil || !strings.Contains(err.Error(), "scheme") {
 		t.Errorf("probe with scheme http: %v", err)
+	}
+}
+
+// TestProbeLogin: with the healthcheck's login read from a mosquitto_sub
+// options file, the probe is admitted and the broker logs no refusal (it
+// did for the anonymous probe: TestProbe); a wrong password is still an
+// answer (exit 0) but logged. The options file's grammar is mosquitto_sub's.
+func TestProbeLogin(t *testing.T) {
+	tb := newTestBroker(t, "", "")
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	writeFile(t, good, "# the healthcheck's login\n-u alice\n-P alice-pw\n")
+	login, err := ReadProbeLogin(good)
+	if err != nil || login.User != "alice" || login.Password != "alice-pw" {
+		t.Fatalf("ReadProbeLogin = %+v, %v", login, err)
+	}
+	ctx := context.Background()
+	for range 3 {
+		if err := Probe(ctx, "tcp://"+tb.addr, login, 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !tb.waitLog("as " + ProbeClientID + " (p2, c1, k10, u'alice')") {
+		t.Fatalf("the probe's login is not in the log:\n%s", tb.log())
+	}
+	if strings.Contains(tb.log(), "not authorised") {
+		t.Errorf("the broker logged a refusal for a probe with a login:\n%s", tb.log())
+	}
+	if err := Probe(ctx, "tcp://"+tb.addr, &Login{User: "alice", Password: "wrong"}, 3*time.Second); err != nil {
+		t.Errorf("a refused login is an answer: %v", err)
+	}
+	for _, none := range []string{"", "\n"} {
+		p := filepath.Join(dir, "empty")
+		writeFile(t, p, none)
+		if l, err := ReadProbeLogin(p); l != nil || err != nil {
+			t.Errorf("an empty login file: %+v %v, want no login", l, err)
+		}
+	}
+	if l, err := ReadProbeLogin(filepath.Join(dir, "absent")); l != nil || err != nil {
+		t.Errorf("a missing login file: %+v %v, want no login", l, err)
+	}
+	for _, bad := range []string{"-u alice\n", "-P x\n", "-u alice\n-P x\n-h evil\n", strings.Repeat("#", MaxProbeLogin+1)} {
+		p := filepath.Join(dir, "bad")
+		writeFile(t, p, bad)
+		if _, err := ReadProbeLogin(p); err == nil {
+			t.Errorf("ReadProbeLogin accepted %.40q", bad)
+		}
 	}
 }

@@ -43,6 +43,11 @@ type Options struct {
 	// at, to prove it serves; "" asks the engine (engine.PublishHost). A
 	// site's is its hostname: an ssh:// engine's client knows no address.
 	PublishHost string
+	// Fault, for tests, may fail a step as the engine would: the error it
+	// returns at a step is that step's. Restore asks it once its copy of
+	// the archive's data and config into the container is written
+	// ("copying"), so a test reaches the write-back on the real engine.
+	Fault func(op Op, step string) error
 }
 
 // ErrInterrupted is the cause of an operation that apply's context ended

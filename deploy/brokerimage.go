@@ -126,7 +126,8 @@ var caBundles = []string{
 // brokerImageFiles are the files of the bundled broker's image: the binary,
 // user and group mosquitto 1883:1883 (the broker drops to it, as Mosquitto
 // does in eclipse-mosquitto), /mosquitto/config, data and log owned by it,
-// /tmp, and the CA certificates of this host.
+// /tmp, /run/secrets (the exporter's password), and the CA certificates of
+// this host.
 func brokerImageFiles(binary, caBundle []byte) []engine.ImageFile {
 	dir := func(p string, uid int, mode fs.FileMode) engine.ImageFile {
 		return engine.ImageFile{Path: p, Mode: fs.ModeDir | mode, UID: uid, GID: uid}
@@ -142,6 +143,10 @@ func brokerImageFiles(binary, caBundle []byte) []engine.ImageFile {
 		dir("/mosquitto/data", brokerUID, 0o755),
 		dir("/mosquitto/log", brokerUID, 0o755),
 		dir("/etc/ssl/certs", 0, 0o755),
+		// Where `mqttgen exporter` finds its password, written by apply
+		// before the container starts (compose mounts its secret there).
+		dir("/run", 0, 0o755),
+		dir(generators.ExporterSecretDir, brokerUID, 0o700),
 	}
 	if caBundle != nil {
 		files = append(files, engine.ImageFile{Path: "/etc/ssl/certs/ca-certificates.crt", Mode: 0o644, Data: caBundle})

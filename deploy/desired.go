@@ -9,6 +9,18 @@
 // one); other changes replace the container, keeping the named volumes. Every
 // change is verified by an authenticated MQTT connection and rolled back when
 // the broker does not serve it.
+//
+// Restoring an archive (restore.go: PlanRestore, Restore, FromHomeRestoring)
+// is deploy's too, while package backup owns the archive itself (making,
+// verifying, redacting, completing its config for a restore). A restore is
+// one more convergence of the broker: it creates what is missing from
+// home.cue (network, volumes, image, container), copies files into the
+// container, starts it, proves it serves with the same readiness checks,
+// writes the previous tree back when it does not, and reports through the
+// same events and plan vocabulary (Op, FileChange). Moved beside backup, all
+// of these executor steps would have to become deploy's public API, and a
+// second package would speak to the engine for the broker's lifecycle; kept
+// here, backup needs nothing of deploy and deploy uses backup's public API.
 package deploy
 
 import (
@@ -116,6 +128,7 @@ func (s *Service) Engine() string { return s.Spec.Labels[generators.LabelEngine]
 // change of any of it replaces the container.
 type Spec struct {
 	Image       string            `json:"image"`
+	Entrypoint  []string          `json:"entrypoint,omitempty"`
 	Cmd         []string          `json:"cmd,omitempty"`
 	Env         []string          `json:"env,omitempty"`
 	Ports       []Port            `json:"ports,omitempty"`
@@ -214,11 +227,22 @@ func NewDesired(in Input) (*Desired, error) {
 				svc.Build = in.Build
 			}
 		case generators.ExporterService:
+			// mqttgen's own exporter, from the bundled broker's image; its
+			// password is a file written into the container before it
+			// starts (compose's secret), never its environment.
 			if in.ExporterPassword == "" {
 				return nil, fmt.Errorf("service exporter: no password for %s", cfg.Monitoring.Prometheus.User)
 			}
-			svc.Spec.Env = append(svc.Spec.Env, "MQTT_PASS="+in.ExporterPassword)
-			slices.Sort(svc.Spec.Env)
+			if in.Build == nil {
+				return nil, fmt.Errorf("service exporter: no mqttgen binary to build the exporter's image from")
+			}
+			pw, err := generators.ExporterPassword(cfg, in.ExporterPassword)
+			if err != nil {
+				return nil, err
+			}
+			svc.ConfigDir = generators.ExporterSecretDir
+			svc.Files = []generators.File{{Path: generators.ExporterSecret, Mode: pw.Mode, Data: pw.Data}}
+			svc.Build = in.Build
 		}
 		svc.Hash = svc.Spec.hash()
 		d.Services = append(d.Services, svc)
@@ -270,7 +294,7 @@ func volumeName(p *types.Project, key string) string {
 // not implement rather than ignoring it.
 func serviceOf(p *types.Project, s types.ServiceConfig) (Service, error) {
 	svc := Service{Name: s.Name}
-	sp := Spec{Image: s.Image, Cmd: s.Command, Restart: s.Restart, Labels: map[string]string{}}
+	sp := Spec{Image: s.Image, Entrypoint: s.Entrypoint, Cmd: s.Command, Restart: s.Restart, Labels: map[string]string{}}
 	for k, v := range s.Labels {
 		sp.Labels[k] = v
 	}

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
 )
 
@@ -29,6 +30,9 @@ func redactedLines(p string, data []byte) []string {
 		return certLines(data)
 	}
 	base := path.Base(p)
+	if base == generators.ExporterSecret {
+		return []string{fmt.Sprintf("(password redacted, %s)", digest(data))}
+	}
 	if strings.HasSuffix(base, ".conf") {
 		text = string(redactConf(p, data))
 	}
@@ -38,6 +42,10 @@ func redactedLines(p string, data []byte) []string {
 		case base == "passwd":
 			if user, hash, ok := strings.Cut(l, ":"); ok && !strings.HasPrefix(l, "#") {
 				lines[i] = fmt.Sprintf("%s:(hash redacted, %s)", user, digest([]byte(hash)))
+			}
+		case base == generators.ProbeLoginName:
+			if pw, ok := strings.CutPrefix(l, "-P "); ok {
+				lines[i] = fmt.Sprintf("-P (redacted, %s)", digest([]byte(pw)))
 			}
 		case strings.HasSuffix(base, ".env"):
 			if k, v, ok := strings.Cut(l, "="); ok {

@@ -54,6 +54,14 @@ func (x *executor) checkpoint(ctx context.Context, op Op, step string) {
 	}
 }
 
+// fault is the error Options.Fault injects at step, nil without one.
+func (x *executor) fault(op Op, step string) error {
+	if x.opts.Fault == nil {
+		return nil
+	}
+	return x.opts.Fault(op, step)
+}
+
 // BrokerState says in a few words what the project's broker container is
 // doing now, for the line an interrupted apply ends with.
 func BrokerState(ctx context.Context, cli *client.Client, project string) string {

@@ -19,7 +19,9 @@ import (
 func FromHome(h *workspace.Home, now time.Time) (*Desired, error) {
 	cfg := h.Config
 	var build *Build
-	if cfg.Broker.Engine == schema.EngineMqttgen {
+	// The bundled broker's image, and mqttgen's exporter beside Mosquitto
+	// (monitoring.prometheus), are built from this binary.
+	if cfg.Broker.Engine == schema.EngineMqttgen || cfg.Monitoring.Prometheus.Enabled {
 		path, err := BrokerBinary()
 		if err != nil {
 			return nil, fmt.Errorf("the mqttgen binary, to build the bundled broker's image from: %w", err)

@@ -143,6 +143,7 @@ func (x *executor) createContainer(ctx context.Context, op Op, s *Service, name 
 	labels := containerLabels(x.d, s, name)
 	cfg := &container.Config{
 		Image:        sp.Image,
+		Entrypoint:   sp.Entrypoint,
 		Cmd:          sp.Cmd,
 		Env:          sp.Env,
 		Labels:       labels,

@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -44,6 +46,7 @@ func TestSavedPlanHoldsNoSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("MQTTGEN_TEST_PLAN_BRIDGE", "bridge-password-before")
+	fakeStaticBinary(t)
 	render := func() *Desired {
 		t.Helper()
 		h, err := workspace.Open(home, state)
@@ -175,4 +178,27 @@ func TestRollbackKeepsFolders(t *testing.T) {
 	if !slices.Equal(got, []string{"extra.conf"}) {
 		t.Errorf("emptied on write-back: %v, want [extra.conf]", got)
 	}
+}
+
+// fakeStaticBinary makes BrokerBinary a static x86-64 ELF header, enough
+// for plan (InspectBinary), which a home with the exporter or the bundled
+// broker needs; nothing runs it.
+func fakeStaticBinary(t *testing.T) {
+	t.Helper()
+	h := make([]byte, 64)
+	copy(h, "\x7fELF\x02\x01\x01")
+	binary.LittleEndian.PutUint16(h[16:], uint16(elf.ET_EXEC))
+	binary.LittleEndian.PutUint16(h[18:], uint16(elf.EM_X86_64))
+	binary.LittleEndian.PutUint32(h[20:], 1)
+	binary.LittleEndian.PutUint16(h[52:], 64) // header size
+	p := filepath.Join(t.TempDir(), "mqttgen")
+	if err := os.WriteFile(p, h, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InspectBinary(p); err != nil {
+		t.Fatal(err)
+	}
+	prev := BrokerBinary
+	BrokerBinary = func() (string, error) { return p, nil }
+	t.Cleanup(func() { BrokerBinary = prev })
 }

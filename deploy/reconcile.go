@@ -368,6 +368,7 @@ func specChanges(old, want *Spec) []Change {
 		}
 	}
 	add("image", quote(o.Image), quote(w.Image))
+	add("entrypoint", quoteList(o.Entrypoint), quoteList(w.Entrypoint))
 	add("command", quoteList(o.Cmd), quoteList(w.Cmd))
 	add("environment", quoteList(redactEnv(o.Env)), quoteList(redactEnv(w.Env)))
 	add("ports", quoteList(strs(o.Ports)), quoteList(strs(w.Ports)))

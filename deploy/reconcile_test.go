@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -80,6 +79,7 @@ func desired(t *testing.T, cfg *schema.Config, cert string, bridgePassword ...st
 		in.Hashes[a.Name] = "$7$1000$SALT-OF-" + a.Name + "$HASH-OF-" + a.Name
 		in.Passwords[a.Name] = "PASSWORD-OF-" + a.Name
 	}
+	in.ProbePassword, in.ProbeHash = "PASSWORD-OF-PROBE", "$7$1000$SALT-OF-PROBE$HASH-OF-PROBE"
 	for name := range cfg.Bridges {
 		in.BridgePasswords[name] = "BRIDGE-PASSWORD-" + name + strings.Join(bridgePassword, "")
 	}
@@ -87,7 +87,7 @@ func desired(t *testing.T, cfg *schema.Config, cert string, bridgePassword ...st
 		in.Certs = &generators.Certs{ServerCert: fixture(t, cert+".crt"), ServerKey: fixture(t, cert+".key"), CA: fixture(t, "a.crt"), ClientCA: fixture(t, "a.crt")}
 	}
 	var build *Build
-	if cfg.Broker.Engine == schema.EngineMqttgen {
+	if cfg.Broker.Engine == schema.EngineMqttgen || cfg.Monitoring.Prometheus.Enabled {
 		build = &Build{Binary: "/usr/local/bin/mqttgen", Digest: testDigest, Arch: "amd64"}
 	}
 	files, err := generators.Render(cfg, in)
@@ -592,13 +592,12 @@ func TestLabelsHoldNoSecret(t *testing.T) {
 	rotated.Services = append([]Service(nil), d.Services...)
 	for i, s := range rotated.Services {
 		if s.Name == generators.ExporterService {
-			s.Spec.Env = slices.Clone(s.Spec.Env)
-			for j, e := range s.Spec.Env {
-				if strings.HasPrefix(e, "MQTT_PASS=") {
-					s.Spec.Env[j] = "MQTT_PASS=ROTATED"
-				}
+			// The exporter's password is a file of its container, not
+			// its environment (nor, so, a label).
+			if len(s.Spec.Env) != 0 || len(s.Files) != 1 || s.Files[0].Path != generators.ExporterSecret || string(s.Files[0].Data) != "EXPORTER-PASSWORD\n" {
+				t.Fatalf("exporter env %v files %+v", s.Spec.Env, s.Files)
 			}
-			s.Hash = s.Spec.hash()
+			s.Files = []generators.File{{Path: generators.ExporterSecret, Mode: 0o600, Data: []byte("ROTATED\n")}}
 			rotated.Services[i] = s
 		}
 	}
@@ -608,7 +607,18 @@ func TestLabelsHoldNoSecret(t *testing.T) {
 	p := Reconcile(&rotated, o)
 	var text strings.Builder
 	p.WriteText(&text)
-	if got := summary(p); got != [3]int{1, 0, 1} || !strings.Contains(text.String(), "MQTT_PASS=(redacted, sha256 ") || strings.Contains(text.String(), "ROTATED") {
+	if got := summary(p); got != [3]int{1, 0, 1} || !strings.Contains(text.String(), "(password redacted, sha256 ") || strings.Contains(text.String(), "ROTATED") {
 		t.Errorf("a rotated exporter password: %v\n%s", got, text.String())
+	}
+}
+
+// TestPlanRedactsProbeLogin: a new password of the healthcheck's login shows
+// in a plan as a changed digest, never the password.
+func TestPlanRedactsProbeLogin(t *testing.T) {
+	old := []byte("-u mqttgen.healthcheck\n-P OLD-PROBE-PASSWORD\n")
+	want := []byte("-u mqttgen.healthcheck\n-P NEW-PROBE-PASSWORD\n")
+	d := unifiedDiff("healthcheck/mosquitto_sub", old, want)
+	if strings.Contains(d, "PROBE-PASSWORD") || !strings.Contains(d, "-P (redacted, sha256 ") || !strings.Contains(d, "-u mqttgen.healthcheck") {
+		t.Errorf("diff of the probe login:\n%s", d)
 	}
 }

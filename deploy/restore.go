@@ -520,6 +520,9 @@ func Restore(ctx context.Context, cli *client.Client, d *Desired, rp *RestorePla
 		err = x.copyFiles(ctx, op, cur.ID, configDir, rp.config, missing(oldConfig, rp.config))
 	}
 	if err == nil {
+		err = x.fault(op, "copying")
+	}
+	if err == nil {
 		x.emit(op, "starting", "Starting...")
 		if _, err = cli.ContainerStart(ctx, cur.ID, client.ContainerStartOptions{}); err == nil {
 			err = x.waitReady(ctx, op, &s, cur.ID, rp.config, spec, time.Time{}, true)

@@ -15,8 +15,17 @@ import (
 // A pattern without %u or %c applies to every client, and Mosquitto warns
 // about it; it is written as the same topic rule in the anonymous section and
 // in every account's section, which means exactly the same.
-func ACL(cfg *schema.Config) (File, error) {
+//
+// The healthcheck's login (schema.ProbeUser, when the inputs hold it) gets
+// a section of its own that denies everything, patterns included (a
+// client's own deny rules come before patterns): a CONNACK is all the
+// probe needs, and a subscription the ACL denies still ends mosquitto_sub
+// with status 0 and no log line on Mosquitto 2.0 and 2.1.
+func ACL(cfg *schema.Config, in Inputs) (File, error) {
 	f := ACLFile(cfg).File
+	if in.probe() {
+		f.Users = append(f.Users, acl.Section{User: schema.ProbeUser, Rules: []acl.Rule{{Access: acl.Deny, Topic: "#"}, {Access: acl.Deny, Topic: "$SYS/#"}}})
+	}
 	if err := f.Validate(); err != nil {
 		return File{}, fmt.Errorf("acl: %w", err)
 	}

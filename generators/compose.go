@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -18,11 +19,18 @@ import (
 )
 
 // Compose files: docker-compose.yml and the .env beside it that names the
-// project, and the exporter's credentials.
+// project, and the exporter's password, a compose secret.
 const (
-	ComposePath     = "docker-compose.yml"
-	ComposeEnvPath  = ".env"
-	ExporterEnvPath = "exporter.env"
+	ComposePath          = "docker-compose.yml"
+	ComposeEnvPath       = ".env"
+	ExporterPasswordPath = "exporter.password"
+)
+
+// ExporterSecret is the compose secret of the exporter's password; the
+// container finds it at ExporterSecretDir/ExporterSecret.
+const (
+	ExporterSecret    = "exporter_password"
+	ExporterSecretDir = "/run/secrets"
 )
 
 // Services and resources of the compose project.
@@ -34,11 +42,11 @@ const (
 	LogVolume       = "log"
 )
 
-// ExporterImage is the Prometheus exporter of monitoring.prometheus. It reads
-// the broker's $SYS tree and serves /metrics on its bind address. Neither
-// mqttgen nor the tests build it: on a machine without a registry it must be
-// loaded into the engine beforehand (docker load).
-const ExporterImage = "sapcc/mosquitto-exporter:0.8.0"
+// ExporterImage is the image of the Prometheus exporter beside Mosquitto
+// (monitoring.prometheus): the bundled broker's own image, which deploy
+// builds from the mqttgen binary, running `mqttgen exporter`. It is the
+// bundled engine's default image; tests name one of their own.
+var ExporterImage = "mqttgen/broker:latest"
 
 // BrokerBinaryPath is where the bundled broker's image (broker.engine
 // "mqttgen", which deploy builds) holds the mqttgen binary; the image runs
@@ -92,13 +100,14 @@ func Compose(cfg *schema.Config, files []File) []File {
 	}
 }
 
-// ExporterEnv is exporter.env, the env_file of the exporter service: the
-// password of monitoring.prometheus.user, kept out of docker-compose.yml.
-func ExporterEnv(cfg *schema.Config, password string) (File, error) {
-	if err := CheckEnvValue(password); err != nil {
-		return File{}, fmt.Errorf("%s: the password of %s %w", ExporterEnvPath, cfg.Monitoring.Prometheus.User, err)
+// ExporterPassword is exporter.password, the file of the compose secret
+// ExporterSecret: the password of monitoring.prometheus.user, which the
+// exporter reads from /run/secrets, never from its environment.
+func ExporterPassword(cfg *schema.Config, password string) (File, error) {
+	if err := schema.Password.Check(password); err != nil {
+		return File{}, fmt.Errorf("%s: the password of %s %w", ExporterPasswordPath, cfg.Monitoring.Prometheus.User, err)
 	}
-	return File{Path: ExporterEnvPath, Mode: secretMode, Data: []byte("MQTT_PASS=" + password + "\n")}, nil
+	return File{Path: ExporterPasswordPath, Mode: secretMode, Data: []byte(password + "\n")}, nil
 }
 
 // CheckEnvValue reports why s cannot be the unquoted value of a line of an
@@ -194,15 +203,11 @@ func ComposeProject(cfg *schema.Config, files []File) *types.Project {
 		}
 		ex.Image = ExporterImage
 		ex.Labels = types.Labels{LabelManaged: "true", LabelRole: ExporterService}
-		endpoint := exporterEndpoint(cfg)
-		bind := fmt.Sprintf("0.0.0.0:%d", pr.Port)
-		user := pr.User
-		ex.Environment = types.MappingWithEquals{
-			"BROKER_ENDPOINT": &endpoint,
-			"BIND_ADDRESS":    &bind,
-			"MQTT_USER":       &user,
-		}
-		ex.EnvFiles = []types.EnvFile{{Path: ExporterEnvPath}}
+		ex.Entrypoint = types.ShellCommand{BrokerBinaryPath, "exporter"}
+		ex.Command = types.ShellCommand{"--broker", exporterEndpoint(cfg), "--user", pr.User,
+			"--password-file", ExporterSecretDir + "/" + ExporterSecret, "--listen", fmt.Sprintf("0.0.0.0:%d", pr.Port)}
+		ex.Secrets = []types.ServiceSecretConfig{{Source: ExporterSecret}}
+		p.Secrets = types.Secrets{ExporterSecret: types.SecretConfig{File: "./" + ExporterPasswordPath}}
 		ex.Ports = []types.ServicePortConfig{{
 			Target:    uint32(pr.Port),
 			Published: strconv.Itoa(pr.Port),
@@ -238,7 +243,7 @@ func exporterEndpoint(cfg *schema.Config) string {
 // mqttgenHealthcheck.
 func healthcheck(cfg *schema.Config, files []File) *types.HealthCheckConfig {
 	if cfg.Broker.Engine == schema.EngineMqttgen {
-		return mqttgenHealthcheck(cfg)
+		return mqttgenHealthcheck(cfg, files)
 	}
 	return mosquittoHealthcheck(cfg, files)
 }
@@ -257,14 +262,15 @@ func healthTimes(test types.HealthCheckTest) *types.HealthCheckConfig {
 }
 
 // mqttgenHealthcheck runs the image's own binary: `mqttgen broker --probe
-// URL` connects without credentials and exits 0 on any CONNACK ("not
+// URL --probe-login FILE` logs in as the healthcheck's account (the file is
+// ProbeLoginPath; without it, anonymously) and exits 0 on any CONNACK ("not
 // authorised" included), 1 when nothing answers. The image is FROM scratch,
 // without a shell, so the test is exec form (CMD). The listener is the first
 // plain MQTT one, else the first MQTT over TLS, else the first WebSockets
 // one (plain before TLS); listeners that require client certificates are
 // not probed (the probe has none), and a broker with nothing else has no
 // healthcheck.
-func mqttgenHealthcheck(cfg *schema.Config) *types.HealthCheckConfig {
+func mqttgenHealthcheck(cfg *schema.Config, files []File) *types.HealthCheckConfig {
 	rank := func(ln schema.Listener) int {
 		switch {
 		case ln.TLS && cfg.TLS != nil && cfg.TLS.RequireClientCertificate:
@@ -289,13 +295,19 @@ func mqttgenHealthcheck(cfg *schema.Config) *types.HealthCheckConfig {
 	if url == "" {
 		return &types.HealthCheckConfig{Disable: true}
 	}
-	return healthTimes(types.HealthCheckTest{"CMD", BrokerBinaryPath, "broker", "--probe", url})
+	test := types.HealthCheckTest{"CMD", BrokerBinaryPath, "broker", "--probe", url}
+	if login := probeLoginIn(files); login != "" {
+		test = append(test, "--probe-login", login)
+	}
+	return healthTimes(test)
 }
 
 // mosquittoHealthcheck asks the broker for a CONNACK on its first plain MQTT
-// listener with the image's own mosquitto_sub. It sends no credentials: exit status 0
-// (connected) and 5 (not authorised) both mean the broker answered; 1 means
-// nothing listens. A TLS-only broker is checked over TLS when mqttgen made
+// listener with the image's own mosquitto_sub, logged in as the
+// healthcheck's account: mosquitto_sub reads its -u and -P from the options
+// file $XDG_CONFIG_HOME/mosquitto_sub (ProbeLoginPath), so the password is
+// on no command line. Exit status 0 (connected) and 5 (not authorised) both
+// mean the broker answered; 1 means nothing listens. A TLS-only broker is checked over TLS when mqttgen made
 // its certificate (certs/ca.crt); a broker reachable only by websockets or
 // with client certificates has no healthcheck.
 func mosquittoHealthcheck(cfg *schema.Config, files []File) *types.HealthCheckConfig {
@@ -324,8 +336,12 @@ func mosquittoHealthcheck(cfg *schema.Config, files []File) *types.HealthCheckCo
 	if port == 0 {
 		return &types.HealthCheckConfig{Disable: true}
 	}
+	env := ""
+	if login := probeLoginIn(files); login != "" {
+		env = "XDG_CONFIG_HOME=" + path.Dir(login) + " "
+	}
 	// $$ is a literal $ in a compose file.
-	cmd := fmt.Sprintf("mosquitto_sub -h 127.0.0.1 -p %d%s -t mqttgen/healthcheck -E -i mqttgen-healthcheck -W 5 >/dev/null 2>&1; "+
+	cmd := fmt.Sprintf(env+"mosquitto_sub -h 127.0.0.1 -p %d%s -t mqttgen/healthcheck -E -i mqttgen-healthcheck -W 5 >/dev/null 2>&1; "+
 		"case $$? in 0|5) exit 0;; esac; exit 1", port, tlsArgs)
 	return healthTimes(types.HealthCheckTest{"CMD-SHELL", cmd})
 }

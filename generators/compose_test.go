@@ -27,14 +27,14 @@ var composeHomes = []struct {
 	home  string // a path, or the text of a home
 	files []generators.File
 }{
-	{name: "example", home: "../examples/home.cue", files: []generators.File{{Path: "config/certs/ca.crt"}}},
+	{name: "example", home: "../examples/home.cue", files: []generators.File{{Path: "config/certs/ca.crt"}, {Path: generators.ProbeLoginPath}}},
 	{name: "minimal", home: "../examples/minimal/home.cue"},
 	{name: "tls-only", home: `package home
 listeners: mqtts: {port: 8883, tls: true}
 tls: server_names: ["localhost"]
 users: admin: acl: ["readwrite #"]
 deploy: project: "tls-only"
-`, files: []generators.File{{Path: "config/certs/ca.crt"}}},
+`, files: []generators.File{{Path: "config/certs/ca.crt"}, {Path: generators.ProbeLoginPath}}},
 	{name: "mqttgen", home: `package home
 broker: engine: "mqttgen"
 listeners: {
@@ -48,7 +48,7 @@ users: {
 }
 monitoring: prometheus: enabled: true
 deploy: project: "bundled"
-`, files: []generators.File{{Path: "config/certs/ca.crt"}}},
+`, files: []generators.File{{Path: "config/certs/ca.crt"}, {Path: generators.ProbeLoginPath}}},
 	{name: "mqttgen-websockets", home: `package home
 broker: engine: "mqttgen"
 listeners: {
@@ -136,15 +136,15 @@ func writeOutput(t *testing.T, cfg *schema.Config, files []generators.File) stri
 	t.Helper()
 	dir := t.TempDir()
 	yml, env := composeFiles(t, cfg, files)
-	exporterEnv, err := generators.ExporterEnv(cfg, "secret")
+	exporterPW, err := generators.ExporterPassword(cfg, "secret")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, data := range map[string][]byte{
-		generators.ComposePath:     yml,
-		generators.ComposeEnvPath:  env,
-		generators.ExporterEnvPath: exporterEnv.Data,
-		"config/mosquitto.conf":    []byte("listener 1883\n"),
+		generators.ComposePath:          yml,
+		generators.ComposeEnvPath:       env,
+		generators.ExporterPasswordPath: exporterPW.Data,
+		"config/mosquitto.conf":         []byte("listener 1883\n"),
 	} {
 		p := filepath.Join(dir, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -201,11 +201,17 @@ func TestComposeLoads(t *testing.T) {
 	if !ok {
 		t.Fatal("no exporter service with monitoring.prometheus on")
 	}
-	if ex.Image != generators.ExporterImage || *ex.Environment["MQTT_USER"] != "exporter" || *ex.Environment["MQTT_PASS"] != "secret" {
+	// mqttgen's own exporter, from the bundled broker's image: the
+	// password is a compose secret, a file, never in the environment.
+	if ex.Image != generators.ExporterImage || len(ex.Environment) != 0 {
 		t.Errorf("exporter image %s env %v", ex.Image, ex.Environment)
 	}
-	if *ex.Environment["BROKER_ENDPOINT"] != "tcp://broker:1883" {
-		t.Errorf("exporter endpoint %s", *ex.Environment["BROKER_ENDPOINT"])
+	if got, want := strings.Join(append(append([]string{}, ex.Entrypoint...), ex.Command...), " "),
+		"/usr/bin/mqttgen exporter --broker tcp://broker:1883 --user exporter --password-file /run/secrets/exporter_password --listen 0.0.0.0:9234"; got != want {
+		t.Errorf("exporter runs %q, want %q", got, want)
+	}
+	if len(ex.Secrets) != 1 || ex.Secrets[0].Source != generators.ExporterSecret || p.Secrets[generators.ExporterSecret].File != filepath.Join(dir, generators.ExporterPasswordPath) {
+		t.Errorf("exporter secrets %+v, project secrets %+v", ex.Secrets, p.Secrets)
 	}
 }
 

@@ -73,6 +73,10 @@ type Inputs struct {
 	HomeDir, StateDir string
 	// Certs is nil when no listener serves TLS.
 	Certs *Certs
+	// ProbePassword and ProbeHash are the healthcheck's login
+	// (schema.ProbeUser), generated into the state directory; without
+	// them the healthcheck logs in anonymously.
+	ProbePassword, ProbeHash string
 }
 
 // File is one rendered file, its path relative to the output folder.
@@ -97,15 +101,22 @@ func Render(cfg *schema.Config, in Inputs) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := Passwd(cfg, in.Hashes)
+	pw, err := Passwd(cfg, in)
 	if err != nil {
 		return nil, err
 	}
-	acl, err := ACL(cfg)
+	acl, err := ACL(cfg, in)
 	if err != nil {
 		return nil, err
 	}
 	files := []File{conf, pw, acl}
+	if in.probe() {
+		login, err := ProbeLogin(in)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, login)
+	}
 	files = append(files, CertFiles(cfg, in)...)
 	if err := CheckCompose(cfg); err != nil {
 		return nil, err
@@ -115,7 +126,7 @@ func Render(cfg *schema.Config, in Inputs) ([]File, error) {
 	if pr := cfg.Monitoring.Prometheus; pr.Enabled && cfg.Broker.Engine == schema.EngineMosquitto {
 		// The bundled broker serves /metrics itself; only Mosquitto's
 		// exporter logs in.
-		f, err := ExporterEnv(cfg, in.Passwords[pr.User])
+		f, err := ExporterPassword(cfg, in.Passwords[pr.User])
 		if err != nil {
 			return nil, err
 		}

@@ -26,6 +26,7 @@ func fixedInputs(cfg *schema.Config, layout Layout) Inputs {
 		in.Hashes[a.Name] = "$7$1000$HASH-OF-" + a.Name
 		in.Passwords[a.Name] = "PASSWORD-OF-" + a.Name
 	}
+	in.ProbePassword, in.ProbeHash = "PASSWORD-OF-PROBE", "$7$1000$HASH-OF-"+schema.ProbeUser
 	for name, b := range cfg.Bridges {
 		if b.Password != nil {
 			in.BridgePasswords[name] = "BRIDGE-PASSWORD-" + name
@@ -159,8 +160,16 @@ func TestReferenceRenders(t *testing.T) {
 	if err != nil {
 		t.Fatalf("acl does not parse: %v", err)
 	}
-	if len(a.Users) != len(cfg.Accounts()) {
-		t.Errorf("acl has %d sections, want one per account (%d)", len(a.Users), len(cfg.Accounts()))
+	if len(a.Users) != len(cfg.Accounts())+1 {
+		t.Errorf("acl has %d sections, want one per account (%d) and the healthcheck's", len(a.Users), len(cfg.Accounts()))
+	}
+	// The healthcheck's login may do nothing, whatever the patterns grant.
+	for _, topic := range []string{"clients/mqttgen-healthcheck/x", "mqttgen/healthcheck", "$SYS/broker/uptime", "x"} {
+		for _, access := range []acl.Access{acl.Read, acl.Write} {
+			if a.Check(acl.Client{Username: schema.ProbeUser, ClientID: "mqttgen-healthcheck"}, topic, access) {
+				t.Errorf("the healthcheck's login may %v %s", access, topic)
+			}
+		}
 	}
 	// The pattern without %u/%c became a topic rule for everyone.
 	if len(a.Patterns) != 1 || a.Patterns[0].Topic != "clients/%c/#" {
@@ -178,12 +187,12 @@ func TestReferenceRenders(t *testing.T) {
 	if byPath["config/mosquitto.conf"].Mode != 0o600 {
 		t.Error("mosquitto.conf holds a bridge password: want mode 0600")
 	}
-	for _, p := range []string{"config/passwd", "config/acl", "config/certs/server.key"} {
+	for _, p := range []string{"config/passwd", "config/acl", "config/certs/server.key", ProbeLoginPath} {
 		if byPath[p].Mode != 0o600 {
 			t.Errorf("%s mode %o, want 0600", p, byPath[p].Mode)
 		}
 	}
-	if _, err := Passwd(cfg, map[string]string{}); err == nil {
+	if _, err := Passwd(cfg, Inputs{Hashes: map[string]string{}}); err == nil {
 		t.Error("a passwd without hashes must be refused")
 	}
 }

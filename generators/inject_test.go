@@ -66,7 +66,7 @@ func TestWritersRefuseInjection(t *testing.T) {
 			d.Entities = map[string]schema.Entity{"temp": {Component: "sensor", Name: "Temp\u2028x"}}
 			c.Devices["sensor"] = d
 		}, "Home Assistant entity"},
-		{"exporter password", func(_ *schema.Config, in *Inputs) { in.Passwords["exporter"] = "pw\nMQTT_USER=admin" }, "exporter.env"},
+		{"exporter password", func(_ *schema.Config, in *Inputs) { in.Passwords["exporter"] = "pw\nMQTT_USER=admin" }, "exporter.password"},
 		{"z2m password", func(_ *schema.Config, in *Inputs) { in.Passwords["z2m"] = "pw\x00" }, "zigbee2mqtt/secret.yaml"},
 		{"state dir in a unit", func(_ *schema.Config, in *Inputs) { in.StateDir = "/srv/x\nExecStartPre=/bin/evil" }, "backup schedule"},
 		{"project", func(c *schema.Config, _ *Inputs) { c.Deploy.Project = "p\nx" }, "remote_clientid"},

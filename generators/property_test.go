@@ -208,6 +208,7 @@ func propertyInputs(cfg *schema.Config, passwords map[string]string) Inputs {
 	for name := range in.Hashes {
 		in.Hashes[name] = aHash
 	}
+	in.ProbeHash = aHash
 	in.BridgePasswords = passwords
 	return in
 }
@@ -269,6 +270,8 @@ func checkHome(t *testing.T, src []byte, passwords map[string]string) bool {
 	for _, a := range cfg.Accounts() {
 		accounts = append(accounts, a.Name)
 	}
+	accounts = append(accounts, schema.ProbeUser) // the healthcheck's login
+	slices.Sort(accounts)
 	if !slices.Equal(users, accounts) {
 		t.Errorf("passwd users %q, want %q\n%s", users, accounts, src)
 	}
@@ -374,6 +377,8 @@ func aclDiffers(cfg *schema.Config, a *acl.File) []string {
 			want = append(want, acl.Section{User: acc.Name, Rules: rules})
 		}
 	}
+	// The healthcheck's login may do nothing at all.
+	want = append(want, acl.Section{User: schema.ProbeUser, Rules: []acl.Rule{{Access: acl.Deny, Topic: "#"}, {Access: acl.Deny, Topic: "$SYS/#"}}})
 	if !reflect.DeepEqual(a.Users, want) {
 		out = append(out, fmt.Sprintf("user sections\n got %v\nwant %v", a.Users, want))
 	}

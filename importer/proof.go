@@ -111,6 +111,12 @@ func load(src *source) (*loaded, error) {
 			sum := sha256.Sum256(data)
 			cert = hex.EncodeToString(sum[:8])
 		}
+		// mqttgen's own healthcheck login (rendered by mqttgen, never
+		// declared in home.cue) is neither imported nor compared.
+		delete(logins, schema.ProbeUser)
+		if f != nil {
+			f.Users = slices.DeleteFunc(f.Users, func(s acl.Section) bool { return s.User == schema.ProbeUser })
+		}
 		l.logins = append(l.logins, logins)
 		l.acls = append(l.acls, f)
 		l.certs = append(l.certs, cert)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -190,9 +191,17 @@ func (hm *home) addr(listener string) string {
 }
 
 // password is the password an account logs in with: its generated one, or
-// the one of its password: file:/env:.
+// the one of its password: file:/env:; for the healthcheck's login
+// (schema.ProbeUser, in the rendered passwd and acl), its generated one.
 func (hm *home) password(t *testing.T, account string) string {
 	t.Helper()
+	if account == schema.ProbeUser {
+		pw, err := hm.H.Secrets.Generated(account)
+		if err != nil || pw == "" {
+			t.Fatalf("password of %s: %q %v", account, pw, err)
+		}
+		return pw
+	}
 	for _, a := range hm.H.Config.Accounts() {
 		if a.Name != account {
 			continue

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -185,6 +186,10 @@ func testReferenceHome(t *testing.T, m mosq) {
 						topics = append(topics, concrete(p.Topic, u.id, s.User), concrete(p.Topic, "someone-else", "someone-else"))
 					}
 					topics = append(topics, "outside/"+s.User+"/x", "$SYS/broker/version", "$SYS/broker/uptime", "$SYS/mqttgen/test")
+					if s.User == schema.ProbeUser {
+						checkNothing(t, f, u, topics, writer, reader)
+						return
+					}
 					for _, topic := range topics {
 						checkAccess(t, f, u, topic, writer, reader)
 					}
@@ -412,6 +417,40 @@ func checkAccess(t *testing.T, f *aclFile, u *client, topic string, writer, read
 	if canWrite {
 		reader.expect(t, topic, p)
 	} else {
+		reader.expectFence(t, fence, payloadIs(p))
+	}
+}
+
+// checkNothing: the healthcheck's login (schema.ProbeUser) may read and
+// write nothing, as the rendered acl declares; it cannot be fenced through
+// its own session (it reads no fence topic), so the reader, subscribed to
+// everything, is the fence: a message the reader received was routed to
+// every subscriber in the same pass, and u must not have it 200 ms later.
+func checkNothing(t *testing.T, f *aclFile, u *client, topics []string, writer, reader *client) {
+	t.Helper()
+	for _, topic := range topics {
+		if may(f, u.user, u.id, topic, read) || may(f, u.user, u.id, topic, write) {
+			t.Errorf("the acl lets %s read or write %s", u.user, topic)
+		}
+		if strings.HasPrefix(topic, "$") {
+			continue // no one publishes there; $SYS reads are the broker's
+		}
+		p := payload("read")
+		writer.publish(t, topic, p, false)
+		reader.expect(t, topic, p)
+		time.Sleep(200 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case m := <-u.msgs:
+				t.Errorf("%s received %q on %s", u.user, m.Payload, m.Topic)
+			default:
+				break drain
+			}
+		}
+		p, fence := payload("write"), payload("fence")
+		u.publish(t, topic, p, false) // acked, then dropped
+		writer.publish(t, reader.fenceTopic(), fence, false)
 		reader.expectFence(t, fence, payloadIs(p))
 	}
 }

@@ -164,6 +164,9 @@ func (c *checker) accessRules() {
 	}
 	anon := rules("anonymous.acl", cfg.Anonymous.ACL, false)
 	for _, name := range SortedKeys(cfg.Users) {
+		if strings.HasPrefix(name, ReservedUserPrefix) {
+			c.errorf(Path("users", name), "%s", reservedUser(name))
+		}
 		rules(Path("users", name, "acl"), cfg.Users[name].ACL, false)
 		if cfg.Users[name].Password != nil {
 			c.secret(Path("users", name, "password"), *cfg.Users[name].Password)

@@ -73,6 +73,16 @@ const (
 // DefaultMosquittoImage is the image of engine "mosquitto" when none is set.
 const DefaultMosquittoImage = "eclipse-mosquitto:2.1.2"
 
+// ProbeUser is the account of the container's healthcheck: it logs in so
+// that neither engine logs a refused login every 30 seconds, and its acl
+// section denies everything. Its password is generated into the state
+// directory like an account's. Names beginning with ReservedUserPrefix are
+// mqttgen's own: #UserName refuses them, and so does vet's own check.
+const (
+	ProbeUser          = "mqttgen.healthcheck"
+	ReservedUserPrefix = "mqttgen."
+)
+
 type Broker struct {
 	Engine             string `json:"engine"`
 	Image              string `json:"image,omitempty"`

@@ -134,6 +134,9 @@ func checkName(path []string, key string) string {
 		if !userNameRE.MatchString(key) {
 			return fmt.Sprintf("%q is not a usable user name: start with a letter or digit, then letters, digits, '_', '.', '@' or '-' (no ':', spaces or MQTT wildcards)", key)
 		}
+		if strings.HasPrefix(key, ReservedUserPrefix) {
+			return reservedUser(key)
+		}
 		return ""
 	}
 	if !nameRE.MatchString(key) {
@@ -273,4 +276,9 @@ func Path(parts ...any) string {
 		}
 	}
 	return b.String()
+}
+
+// reservedUser is the message for a user name mqttgen keeps for itself.
+func reservedUser(key string) string {
+	return fmt.Sprintf("%q is mqttgen's own: names beginning with %q are reserved (its healthcheck logs in as %s); choose another name", key, ReservedUserPrefix, ProbeUser)
 }

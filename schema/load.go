@@ -637,6 +637,9 @@ func unknownField(path []string) string {
 	if len(parent) > 0 && parent[0] == "homeassistant" && (field == "broker" || field == "mqtt" || field == "port" || field == "username" || field == "password") {
 		return fmt.Sprintf("unknown field %s: Home Assistant removed broker settings from YAML in 2023.4; set the broker up in HA's UI with the values of `mqttgen secrets bundle homeassistant`", field)
 	}
+	if len(parent) == 1 && parent[0] == "users" && strings.HasPrefix(field, ReservedUserPrefix) {
+		return reservedUser(field)
+	}
 	if h, ok := hints[field]; ok {
 		return fmt.Sprintf("unknown field %s: %s", field, h)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/token"
 
 	"github.com/rogpeppe/go-internal/txtar"
 )
@@ -257,5 +258,25 @@ func TestReadsLongSalts(t *testing.T) {
 	}
 	if (Broker{Engine: EngineMqttgen}).ReadsLongSalts() {
 		t.Error("the bundled broker reads only 12-byte salts")
+	}
+}
+
+// TestProbeUserReserved: the healthcheck's account cannot come from
+// home.cue: the CUE schema's user name grammar refuses it, and vet's own
+// check refuses a Config that holds it anyway (the CUE grammar bypassed).
+func TestProbeUserReserved(t *testing.T) {
+	src := "package home\nlisteners: mqtt: port: 1883\nusers: \"" + ProbeUser + "\": acl: [\"read #\"]\n"
+	cfg, diags := LoadSource("home.cue", []byte(src))
+	if cfg != nil || diags.Errors() == 0 || !strings.Contains(diags.Error(), "mqttgen's own") {
+		t.Fatalf("home.cue declaring %s: got %v", ProbeUser, diags)
+	}
+	ok, diags := LoadSource("home.cue", []byte("package home\nlisteners: mqtt: port: 1883\nusers: admin: acl: [\"read #\"]\n"))
+	if ok == nil {
+		t.Fatal(diags)
+	}
+	ok.Users[ProbeUser] = User{ACL: []string{"read #"}}
+	got := check(ok, &positions{at: map[string]token.Position{}})
+	if got.Errors() == 0 || !strings.Contains(got.Error(), ProbeUser+"\" is mqttgen's own") {
+		t.Errorf("check of a Config with user %s: %v", ProbeUser, got)
 	}
 }

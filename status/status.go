@@ -139,13 +139,20 @@ type Certificate struct {
 
 // Backup is the newest archive of the project.
 type Backup struct {
-	Dir    string    `json:"dir"`
-	Keep   int       `json:"keep"`
-	Count  int       `json:"count"`
-	Newest string    `json:"newest,omitempty"`
-	Time   time.Time `json:"time,omitzero"`
-	AgeSec int64     `json:"age_seconds,omitempty"`
-	Error  string    `json:"error,omitempty"`
+	Dir  string `json:"dir"`
+	Keep int    `json:"keep"`
+	// Count is every archive of the project; Manual (by hand or on
+	// backup.schedule, kept by Keep) and Automatic (apply's and restore's,
+	// kept by KeepAutomatic) are its two kinds, each with its own
+	// retention.
+	Count         int       `json:"count"`
+	Manual        int       `json:"manual"`
+	Automatic     int       `json:"automatic"`
+	KeepAutomatic int       `json:"keep_automatic"`
+	Newest        string    `json:"newest,omitempty"`
+	Time          time.Time `json:"time,omitzero"`
+	AgeSec        int64     `json:"age_seconds,omitempty"`
+	Error         string    `json:"error,omitempty"`
 }
 
 // Config says whether what runs is what home.cue asks for.
@@ -352,13 +359,21 @@ func certificates(files []generators.File, now time.Time, cur *deploy.Container,
 
 func lastBackup(h *workspace.Home, now time.Time) Backup {
 	dir, keep := h.BackupLocation()
-	b := Backup{Dir: dir, Keep: keep}
+	b := Backup{Dir: dir, Keep: keep, KeepAutomatic: backup.AutomaticKeep}
 	list, err := backup.List(dir, h.Config.Deploy.Project)
 	if err != nil {
 		b.Error = err.Error()
 		return b
 	}
 	b.Count = len(list)
+	for _, info := range list {
+		// As retention counts them: an unreadable manifest is deliberate.
+		if m, err := backup.ReadManifest(info.Path); err == nil && backup.KindOf(m) == backup.KindAutomatic {
+			b.Automatic++
+		} else {
+			b.Manual++
+		}
+	}
 	if len(list) > 0 {
 		b.Newest, b.Time = list[0].Path, list[0].Time
 		b.AgeSec = int64(now.Sub(list[0].Time).Seconds())
@@ -679,7 +694,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	case bk.Count == 0:
 		line("last backup", "none in %s (mqttgen backup makes one)", bk.Dir)
 	default:
-		line("last backup", "%s ago: %s (%d archives, keep %d)", human.Duration(time.Duration(bk.AgeSec)*time.Second), bk.Newest, bk.Count, bk.Keep)
+		line("last backup", "%s ago: %s (%d manual or scheduled, keep %d; %d automatic, keep %d)", human.Duration(time.Duration(bk.AgeSec)*time.Second), bk.Newest, bk.Manual, bk.Keep, bk.Automatic, bk.KeepAutomatic)
 	}
 	if v := r.Verified; v != nil {
 		text := fmt.Sprintf("verify --live passed %s ago (%d checks, %d not sent live) on %s", human.Duration(max(0, r.Time.Sub(v.PassedAt))), v.Checks, v.Skipped, v.Host)

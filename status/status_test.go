@@ -1,12 +1,17 @@
 package status
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/workspace"
 )
@@ -89,5 +94,44 @@ users: admin: acl: ["readwrite #"]
 `)
 	if user, _, why := sysReader(h, files); user != "" || !strings.Contains(why, `add users: monitor: acl: ["read $SYS/#"]`) {
 		t.Errorf("no reader: %q %q", user, why)
+	}
+}
+
+// TestBackupCountsByKind: status counts the deliberate archives (by hand or
+// on backup.schedule, kept by backup.keep) apart from apply's and
+// restore's automatic ones (kept by their own bound), as retention does.
+func TestBackupCountsByKind(t *testing.T) {
+	h, _ := open(t, `package home
+listeners: mqtt: port: 1883
+users: admin: acl: ["readwrite #"]
+backup: {dir: "backups", keep: 3}
+`)
+	dir, _ := h.BackupLocation()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for i, kind := range []string{backup.KindManual, backup.KindAutomatic, backup.KindAutomatic, "", backup.KindAutomatic} {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		m, _ := json.Marshal(backup.Manifest{Project: h.Config.Deploy.Project, Kind: kind, Reason: map[string]string{"": "mqttgen backup"}[kind]})
+		tw.WriteHeader(&tar.Header{Name: backup.ManifestName, Mode: 0o600, Size: int64(len(m))})
+		tw.Write(m)
+		tw.Close()
+		zw.Close()
+		p := filepath.Join(dir, backup.Name(h.Config.Deploy.Project, now.Add(-time.Duration(i)*time.Hour)))
+		if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := lastBackup(h, now)
+	if b.Count != 5 || b.Manual != 2 || b.Automatic != 3 || b.Keep != 3 || b.KeepAutomatic != backup.AutomaticKeep {
+		t.Fatalf("lastBackup = %+v", b)
+	}
+	var out bytes.Buffer
+	(&Report{Backup: b}).WriteText(&out)
+	if want := "(2 manual or scheduled, keep 3; 3 automatic, keep 5)"; !strings.Contains(out.String(), want) {
+		t.Errorf("status text lacks %q:\n%s", want, out.String())
 	}
 }

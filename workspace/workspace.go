@@ -208,11 +208,21 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		}
 		passwords[a.Name] = pw
 	}
-	in.Passwords = passwords
+	// The healthcheck's login: generated and kept like an account's, hashed
+	// (and its hash kept) with them, but no account of home.cue.
+	probe, err := h.Secrets.Password(schema.ProbeUser, nil)
+	if err != nil {
+		return nil, fmt.Errorf("password of the healthcheck's login %s: %w", schema.ProbeUser, err)
+	}
+	passwords[schema.ProbeUser] = probe
 	in.Hashes, err = h.Secrets.Hashes(passwords, cfg.Broker.PasswordIterations, h.otherSitesAccounts()...)
 	if err != nil {
 		return nil, err
 	}
+	in.ProbePassword, in.ProbeHash = probe, in.Hashes[schema.ProbeUser]
+	delete(passwords, schema.ProbeUser)
+	delete(in.Hashes, schema.ProbeUser)
+	in.Passwords = passwords
 	for name, hash := range kept {
 		in.Hashes[name] = hash
 	}

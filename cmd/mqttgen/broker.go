@@ -13,7 +13,7 @@ import (
 )
 
 func newBrokerCmd() *cobra.Command {
-	var confPath, probe, metrics string
+	var confPath, probe, probeLogin, metrics string
 	cmd := &cobra.Command{
 		Use:   "broker -c FILE",
 		Short: "Run the bundled broker on rendered Mosquitto files",
@@ -39,8 +39,15 @@ It is not a mosquitto.conf option, which Mosquitto would refuse.`,
 			if probe != "" {
 				// The healthcheck of the broker's image (FROM scratch: no
 				// shell, no mosquitto_sub). Exit 0 on any CONNACK, else 1.
-				ctx := cmd.Context()
-				return broker.Probe(ctx, probe, 5*time.Second)
+				var login *broker.Login
+				if probeLogin != "" {
+					l, err := broker.ReadProbeLogin(probeLogin)
+					if err != nil {
+						return err
+					}
+					login = l
+				}
+				return broker.Probe(cmd.Context(), probe, login, 5*time.Second)
 			}
 			if confPath == "" {
 				return errors.New(`required flag "config-file" (-c) not set`)
@@ -60,6 +67,10 @@ It is not a mosquitto.conf option, which Mosquitto would refuse.`,
 	// with any CONNACK, 1 otherwise.
 	cmd.Flags().StringVar(&probe, "probe", "", "check that a broker answers at `URL`, then exit")
 	cmd.Flags().MarkHidden("probe")
+	// --probe-login FILE: the healthcheck's login, a mosquitto_sub options
+	// file (-u USER, -P PASSWORD lines), never the command line.
+	cmd.Flags().StringVar(&probeLogin, "probe-login", "", "log the probe in with the -u and -P lines of `FILE`")
+	cmd.Flags().MarkHidden("probe-login")
 	return cmd
 }
 

@@ -442,7 +442,7 @@ func testBackupRestore(t *testing.T, cli *client.Client, tag string) {
 	// status: the running broker, no account may read $SYS here (and it
 	// says so), the newest backup, no drift.
 	out = h.run(0, "matches home.cue", "status")
-	for _, want := range []string{"running", "no account may read $SYS/#", "last backup", "archives, keep 2"} {
+	for _, want := range []string{"running", "no account may read $SYS/#", "last backup", "(1 manual or scheduled, keep 2; 2 automatic, keep 5)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

@@ -36,7 +36,7 @@ It checks the file, renders the broker's files, and keeps the passwords out of g
 	}
 	root.SetVersionTemplate("mqttgen {{.Version}}\n")
 	root.PersistentFlags().StringVar(&g.state, "state", "", "state directory (passwords, certificates); default $"+workspace.StateEnv+" or .mqttgen beside home.cue")
-	root.AddCommand(newInitCmd(), newImportCmd(g), newVetCmd(g), newRenderCmd(g), newSecretsCmd(g), newServeCmd(g), newDiscoveryCmd(g), newBrokerCmd(), newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g), newBackupCmd(g), newRestoreCmd(g), newStatusCmd(g), newACLCmd(), newVerifyCmd(g))
+	root.AddCommand(newInitCmd(), newImportCmd(g), newVetCmd(g), newRenderCmd(g), newSecretsCmd(g), newServeCmd(g), newDiscoveryCmd(g), newBrokerCmd(), newExporterCmd(), newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g), newBackupCmd(g), newRestoreCmd(g), newStatusCmd(g), newACLCmd(), newVerifyCmd(g))
 	releaseAfterRun(root, g)
 	return root
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/mqttgen/mqttgen/deploy/deploytest"
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/internal/secretaudit"
+	"github.com/mqttgen/mqttgen/schema"
 	"github.com/mqttgen/mqttgen/workspace"
 )
 
@@ -107,6 +109,15 @@ func TestSecretAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The healthcheck's login is one of them (FromState reads it from
+	// passwords/): it must be nowhere but its 0600 file in the container.
+	probe := false
+	for _, s := range secrets {
+		probe = probe || s.What == "the password of "+schema.ProbeUser
+	}
+	if !probe {
+		t.Fatalf("the state directory holds no password of %s", schema.ProbeUser)
+	}
 	secrets.Add("the bridge password", bridgePW)
 	secrets.Add("the panel's password (from a file)", panelPW)
 	passwd, err := os.ReadFile(filepath.Join(out, "config", "passwd"))
@@ -185,6 +196,9 @@ func TestSecretAudit(t *testing.T) {
 		}
 		find("container "+name+" command", []byte(strings.Join(append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...), " ")))
 		find("container "+name+" environment", []byte(strings.Join(cfg.Env, "\n")))
+		// All that `docker inspect` shows, health log included.
+		all, _ := json.Marshal(insp.Container)
+		find("docker inspect "+name, all)
 		if hc := cfg.Healthcheck; hc != nil {
 			find("container "+name+" healthcheck", []byte(strings.Join(hc.Test, " ")))
 		}

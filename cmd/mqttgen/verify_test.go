@@ -196,8 +196,9 @@ deploy: project: %q
 	data, _ := io.ReadAll(tr)
 	res.Content.Close()
 	edited := strings.Replace(string(data), "user sensor\n", "user sensor\ntopic write home/lamp/state\n", 1)
-	edited += "topic write home/lamp/set\n" // the last section is viewer's
-	if edited == string(data)+"topic write home/lamp/set\n" || !strings.HasSuffix(strings.TrimSpace(string(data)), "topic read home/+/state") {
+	// viewer's section (the healthcheck's follows it) gets a rule too.
+	edited = strings.Replace(edited, "user viewer\ntopic read home/+/state\n", "user viewer\ntopic read home/+/state\ntopic write home/lamp/set\n", 1)
+	if edited == string(data) || !strings.Contains(string(data), "user viewer\ntopic read home/+/state\n") || !strings.Contains(edited, "topic write home/lamp/set\n") || !strings.Contains(edited, "user sensor\ntopic write home/lamp/state\n") {
 		t.Fatalf("unexpected deployed acl:\n%s", data)
 	}
 	var buf bytes.Buffer
