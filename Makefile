@@ -3,7 +3,7 @@
 
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt systemd chromium
+APT_PKGS := mosquitto mosquitto-clients python3-paho-mqtt systemd chromium openssh-server
 BIN     := bin/mqttgen
 EXAMPLE ?= examples/minimal
 

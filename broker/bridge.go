@@ -336,7 +336,7 @@ func (r *remote3) run(ctx context.Context) {
 	if br.cfg.ProtocolVersion == "mqttv31" {
 		level = 3
 	}
-	private := true
+	private := !br.cfg.NoPrivate
 	for attempt := 0; ctx.Err() == nil; {
 		pv := level
 		if private {

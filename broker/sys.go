@@ -85,6 +85,11 @@ func (s *sysTree) values(now time.Time) ([]sysValue, map[string]int64) {
 		retainedBytes += int64(len(pk.Payload))
 	}
 	stored := load(&info.Inflight) + int64(len(retained))
+	for _, br := range b.bridges {
+		// What a bridge holds for its remote while the link is down, as
+		// Mosquitto counts a bridge's queue in its store.
+		stored += int64(len(br.out))
+	}
 
 	counters := map[string]int64{
 		"messages/received":         max(load(&info.PacketsReceived)-inline, 0),

@@ -39,6 +39,10 @@ type Options struct {
 	// backing-up, and "next" between operations): a test cancels apply's
 	// context there to interrupt it exactly at that step.
 	Checkpoint func(op Op, step string)
+	// PublishHost is the address the broker's published ports are reached
+	// at, to prove it serves; "" asks the engine (engine.PublishHost). A
+	// site's is its hostname: an ssh:// engine's client knows no address.
+	PublishHost string
 	// Fault, for tests, may fail a step as the engine would: the error it
 	// returns at a step is that step's. Restore asks it once its copy of
 	// the archive's data and config into the container is written

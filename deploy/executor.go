@@ -35,7 +35,11 @@ func newExecutor(cli *client.Client, d *Desired, o *Observed, opts Options) *exe
 	if opts.Events == nil {
 		opts.Events = func(Event) {}
 	}
-	return &executor{cli: cli, opts: opts, host: engine.PublishHost(cli), d: d, o: o}
+	host := opts.PublishHost
+	if host == "" {
+		host = engine.PublishHost(cli)
+	}
+	return &executor{cli: cli, opts: opts, host: host, d: d, o: o}
 }
 
 func (x *executor) emit(op Op, step, format string, args ...any) {

@@ -1,5 +1,7 @@
 // Package engine is mqttgen's one speaker of the Docker Engine API: it
-// connects (DOCKER_HOST and the TLS variables, as the docker CLI), knows
+// connects (DOCKER_HOST and the TLS variables, as the docker CLI; a site's
+// engine by unix://, tcp:// with TLS files, or ssh:// through the docker
+// CLI's connection helper), knows
 // every label mqttgen and docker compose put on what they create, the names
 // of containers and volumes, finds a project's services, reads and writes
 // files in containers (one tar reader, one tar writer), sends signals,

@@ -132,7 +132,12 @@ func Render(cfg *schema.Config, in Inputs) ([]File, error) {
 		}
 		files = append(files, f)
 	}
-	for _, gen := range []func(*schema.Config, Inputs) ([]File, error){HomeAssistantFiles, Zigbee2MQTTFiles, BackupScheduleFiles} {
+	gens := []func(*schema.Config, Inputs) ([]File, error){HomeAssistantFiles, Zigbee2MQTTFiles, BackupScheduleFiles}
+	if IsSatellite(cfg) {
+		// Home Assistant's discovery of a satellite's devices is the hub's.
+		gens = gens[1:]
+	}
+	for _, gen := range gens {
 		more, err := gen(cfg, in)
 		if err != nil {
 			return nil, err

@@ -225,13 +225,18 @@ func bridgeConf(w *confWriter, name string, cfg *schema.Config, in Inputs, reloa
 		w.opt("remote_password", pw)
 	}
 	w.opt("cleansession", b.CleanSession)
+	if b.Site != nil && !b.Site.TryPrivate {
+		// The hub is the bundled broker, which refuses Mosquitto's bridge
+		// protocol levels (0x83/0x84).
+		w.opt("try_private", false)
+	}
 	if reloads {
 		// 2.1 applies a changed bridge on SIGHUP; lazy (its default) would
 		// wait for the bridge's next reconnection.
 		w.opt("bridge_reload_type", "immediate")
 	}
 	if b.TLS {
-		if _, ok := in.BridgeCAs[name]; ok {
+		if _, ok := in.BridgeCAs[name]; ok || b.Site != nil && b.Site.HubCA {
 			w.opt("bridge_cafile", certPath(in.Layout, "bridge-"+name+"-ca.crt"))
 		} else {
 			w.opt("bridge_capath", "/etc/ssl/certs")

@@ -43,6 +43,7 @@ func check(cfg *Config, pos *positions) Diagnostics {
 		c.errorf("deploy.project", "%s", describe(cfg.Deploy.Project, err))
 	}
 	c.kubernetes()
+	c.sites()
 	return c.diags
 }
 

@@ -28,6 +28,16 @@ type Config struct {
 	Monitoring    Monitoring          `json:"monitoring"`
 	Deploy        Deploy              `json:"deploy"`
 	Expect        []Expect            `json:"expect"`
+	Sites         map[string]Site     `json:"sites,omitempty"`
+
+	// RemoteDevices are the devices that log in at another site: in the
+	// hub's view of a home with sites (see package generators' SiteConfig)
+	// they are known for Home Assistant's discovery and ACL, but have no
+	// login here. Never set by loading.
+	RemoteDevices map[string]bool `json:"-"`
+	// SiteName is the site a view of a home with sites is of (see
+	// package generators' SiteConfig); "" for a home. Never set by loading.
+	SiteName string `json:"-"`
 
 	pos *positions
 }
@@ -166,6 +176,7 @@ type Device struct {
 	Manufacturer string            `json:"manufacturer,omitempty"`
 	Model        string            `json:"model,omitempty"`
 	Entities     map[string]Entity `json:"entities"`
+	Site         string            `json:"site,omitempty"`
 }
 
 type Entity struct {
@@ -210,6 +221,45 @@ type Bridge struct {
 	CAFile       string        `json:"ca_file,omitempty"`
 	CleanSession bool          `json:"clean_session"`
 	Topics       []BridgeTopic `json:"topics"`
+
+	// Site is set on the bridge mqttgen generates from a satellite to the
+	// hub (never by loading): its login, the hub's CA, its queue.
+	Site *SiteBridge `json:"-"`
+}
+
+// SiteBridge is what a generated satellite-to-hub bridge needs besides
+// what home.cue can say of a bridge.
+type SiteBridge struct {
+	// Account is the hub's user the bridge logs in as; its password is
+	// generated in the state directory.
+	Account string
+	// HubCA says the hub serves TLS with mqttgen's CA: the bridge trusts it.
+	HubCA bool
+	// TryPrivate false: the hub is the bundled broker, which refuses
+	// Mosquitto's bridge protocol levels (0x83/0x84).
+	TryPrivate bool
+}
+
+// Site is one broker of a home with several: its Docker engine, its name
+// on the network, whether it is the hub.
+type Site struct {
+	DockerHost     string              `json:"docker_host"`
+	DockerCertPath string              `json:"docker_cert_path,omitempty"`
+	Hostname       string              `json:"hostname"`
+	Hub            bool                `json:"hub"`
+	Engine         string              `json:"engine,omitempty"`
+	Image          string              `json:"image,omitempty"`
+	Share          []Share             `json:"share"`
+	Listeners      map[string]Listener `json:"listeners,omitempty"`
+}
+
+// Share is a topic a satellite bridges besides its devices'.
+type Share struct {
+	Pattern      string `json:"pattern"`
+	Direction    string `json:"direction"`
+	QoS          int    `json:"qos"`
+	LocalPrefix  string `json:"local_prefix,omitempty"`
+	RemotePrefix string `json:"remote_prefix,omitempty"`
 }
 
 type BridgeTopic struct {
@@ -316,6 +366,9 @@ func (c *Config) Accounts() []Account {
 		out = append(out, Account{Name: name, Password: u.Password})
 	}
 	for name, d := range c.Devices {
+		if c.RemoteDevices[name] {
+			continue
+		}
 		out = append(out, Account{Name: name, Password: d.Password, Device: true})
 	}
 	slices.SortFunc(out, func(a, b Account) int { return strings.Compare(a.Name, b.Name) })

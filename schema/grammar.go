@@ -267,6 +267,7 @@ func (c *Config) StringFields() []StringField {
 		add(p+".model", d.Model, Text)
 		add(p+".kind", d.Kind, Closed)
 		add(p+".topic_prefix", d.TopicPrefix, Closed) // checked as a topic root with the kind
+		add(p+".site", d.Site, Closed)                // #Name, and a site that exists
 		for _, en := range SortedKeys(d.Entities) {
 			e := d.Entities[en]
 			ep := Path("devices", name, "entities", en)
@@ -298,6 +299,29 @@ func (c *Config) StringFields() []StringField {
 		add(p+".ca_file", b.CAFile, FilePath)
 		for i, t := range b.Topics {
 			tp := Path("bridges", name, "topics", i)
+			must(tp+".pattern", t.Pattern, BridgePattern)
+			add(tp+".direction", t.Direction, Closed)
+			add(tp+".local_prefix", t.LocalPrefix, BridgePrefix)
+			add(tp+".remote_prefix", t.RemotePrefix, BridgePrefix)
+		}
+	}
+	for _, name := range SortedKeys(c.Sites) {
+		s := c.Sites[name]
+		p := Path("sites", name)
+		// docker_host is parsed (sites()); it reaches no rendered file.
+		add(p+".docker_host", s.DockerHost, Closed)
+		add(p+".docker_cert_path", s.DockerCertPath, FilePath)
+		must(p+".hostname", s.Hostname, Host)
+		add(p+".engine", s.Engine, Closed)
+		add(p+".image", s.Image, ImageRef)
+		for _, ln := range SortedKeys(s.Listeners) {
+			l := s.Listeners[ln]
+			add(Path("sites", name, "listeners", ln, "bind"), l.Bind, IP)
+			add(Path("sites", name, "listeners", ln, "protocol"), l.Protocol, Closed)
+			list(Path("sites", name, "listeners", ln, "protocols"), l.Protocols, Closed)
+		}
+		for i, t := range s.Share {
+			tp := Path("sites", name, "share", i)
 			must(tp+".pattern", t.Pattern, BridgePattern)
 			add(tp+".direction", t.Direction, Closed)
 			add(tp+".local_prefix", t.LocalPrefix, BridgePrefix)

@@ -270,7 +270,11 @@ func (s *Store) ensureDir(sub string) error {
 // fingerprint, SHA-256 of hash and password, and a hash whose fingerprint
 // matches is kept without PBKDF2. The fingerprint reveals nothing the state
 // directory does not already hold: the passwords themselves.
-func (s *Store) Hashes(passwords map[string]string, iterations int) (map[string]string, error) {
+//
+// Kept hashes of accounts not in passwords are dropped, except those named
+// in keep: the accounts of a home's other sites, which one site's render
+// does not hash.
+func (s *Store) Hashes(passwords map[string]string, iterations int, keep ...string) (map[string]string, error) {
 	hashPath := filepath.Join(s.Dir, "passwd.hashes")
 	printPath := filepath.Join(s.Dir, "passwd.fingerprints")
 	kept, err := readEntries(hashPath, true)
@@ -307,11 +311,26 @@ func (s *Store) Hashes(passwords map[string]string, iterations int) (map[string]
 	if s.ReadOnly {
 		return out, nil
 	}
-	if !maps.Equal(out, kept) || !maps.Equal(newPrints, prints) {
+	file := out
+	if len(keep) > 0 {
+		file = maps.Clone(out)
+		for _, name := range keep {
+			if _, ok := passwords[name]; ok {
+				continue
+			}
+			if h, ok := kept[name]; ok {
+				file[name] = h
+				if p, ok := prints[name]; ok {
+					newPrints[name] = p
+				}
+			}
+		}
+	}
+	if !maps.Equal(file, kept) || !maps.Equal(newPrints, prints) {
 		if err := s.ensureDir("passwords"); err != nil {
 			return nil, err
 		}
-		if err := writeEntries(hashPath, out); err != nil {
+		if err := writeEntries(hashPath, file); err != nil {
 			return nil, err
 		}
 		if err := writeEntries(printPath, newPrints); err != nil {

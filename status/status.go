@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +119,12 @@ type Stats struct {
 	Subscriptions    *int64    `json:"subscriptions,omitempty"`
 	MessagesReceived *int64    `json:"messages_received,omitempty"`
 	MessagesSent     *int64    `json:"messages_sent,omitempty"`
+	// Stored is what the broker holds for clients and bridges that are
+	// not connected, and retained messages ($SYS/broker/store/messages/count).
+	Stored *int64 `json:"stored_messages,omitempty"`
+	// Bridges maps each bridge's client id (Options.Bridges) to
+	// "connected", "disconnected" or "never connected".
+	Bridges map[string]string `json:"bridges,omitempty"`
 }
 
 // Certificate is one certificate the broker serves (or would).
@@ -163,6 +171,12 @@ type Options struct {
 	Now func() time.Time
 	// Timeout bounds the $SYS read (default 3s).
 	Timeout time.Duration
+	// Host is where the broker's published ports are reached; "" asks the
+	// engine (a site's is its hostname).
+	Host string
+	// Bridges are the client ids of bridges whose connection state
+	// ($SYS/broker/connection/<id>/state) the report shows.
+	Bridges []string
 }
 
 // Gather builds the report. cli may be nil when no engine answers (connErr
@@ -217,7 +231,7 @@ func gather(ctx context.Context, cli *client.Client, connErr error, h *workspace
 	r.Broker.AccessControl = accessControl(cur)
 	r.Certificates = certificates(brokerFiles(d, cur), now, cur, true)
 	if cur != nil && cur.State == "running" {
-		r.Stats = readStats(cli, h, cur, opts.Timeout)
+		r.Stats = readStats(cli, h, cur, opts)
 		if sec := parseInt(r.Stats.Uptime); sec != nil && !r.Broker.StartedAt.IsZero() {
 			r.Stats.AsOf = r.Broker.StartedAt.Add(time.Duration(*sec) * time.Second)
 		}
@@ -426,7 +440,8 @@ var sysTopics = []string{
 
 // readStats logs in as the $SYS reader and collects the retained $SYS
 // values the broker published at its last update.
-func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, timeout time.Duration) *Stats {
+func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, o Options) *Stats {
+	timeout := o.Timeout
 	st := &Stats{}
 	user, pw, why := sysReader(h, cur.Files)
 	if user == "" {
@@ -448,7 +463,10 @@ func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, tim
 		st.Error = "no published listener this host can log in on (a listener that requires client certificates cannot be used)"
 		return st
 	}
-	host := engine.PublishHost(cli)
+	host := o.Host
+	if host == "" {
+		host = engine.PublishHost(cli)
+	}
 	if target.HostIP != "" && target.HostIP != "0.0.0.0" && target.HostIP != "::" {
 		host = target.HostIP
 	}
@@ -479,9 +497,19 @@ func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, tim
 	for _, t := range sysTopics {
 		filters[t] = 0
 	}
+	// Retained, so there at once when they exist: read beside the others.
+	extra := map[string]string{}
+	filters[storedTopic] = 0
+	for _, id := range o.Bridges {
+		filters[bridgeTopic(id)] = 0
+	}
 	tok := c.SubscribeMultiple(filters, func(_ mqtt.Client, m mqtt.Message) {
 		mu.Lock()
 		defer mu.Unlock()
+		if !slices.Contains(sysTopics, m.Topic()) {
+			extra[m.Topic()] = string(m.Payload())
+			return
+		}
 		got[m.Topic()] = string(m.Payload())
 		if len(got) == len(sysTopics) {
 			select {
@@ -514,8 +542,31 @@ func readStats(cli *client.Client, h *workspace.Home, cur *deploy.Container, tim
 	st.Subscriptions = parseInt(got["$SYS/broker/subscriptions/count"])
 	st.MessagesReceived = parseInt(got["$SYS/broker/messages/received"])
 	st.MessagesSent = parseInt(got["$SYS/broker/messages/sent"])
+	st.Stored = parseInt(extra[storedTopic])
+	if len(o.Bridges) > 0 {
+		st.Bridges = map[string]string{}
+		for _, id := range o.Bridges {
+			switch extra[bridgeTopic(id)] {
+			case "1":
+				st.Bridges[id] = "connected"
+			case "0":
+				st.Bridges[id] = "disconnected"
+			default:
+				st.Bridges[id] = "never connected"
+			}
+		}
+	}
 	return st
 }
+
+// storedTopic counts what a broker holds: queued messages of clients and
+// bridges that are not connected, and retained ones.
+const storedTopic = "$SYS/broker/store/messages/count"
+
+// bridgeTopic is where a bridge's connection state is kept (retained), on
+// both of its ends: Mosquitto's notification topic, which the bundled
+// broker keeps too.
+func bridgeTopic(clientID string) string { return "$SYS/broker/connection/" + clientID + "/state" }
 
 func tokErr(err error) error {
 	if err == nil {
@@ -617,6 +668,12 @@ func (r *Report) WriteText(w io.Writer) error {
 				asOf = fmt.Sprintf("as the broker published them %s ago (it updates $SYS every 10 s)", human.Duration(max(0, r.Time.Sub(st.AsOf))))
 			}
 			line("", "from $SYS as %s on %s (%s), %s", st.User, st.URL, st.Version, asOf)
+			if st.Stored != nil {
+				line("held", "%d messages (queued for disconnected clients and bridges, and retained)", *st.Stored)
+			}
+			for _, id := range slices.Sorted(maps.Keys(st.Bridges)) {
+				line("bridge", "%s: %s", id, st.Bridges[id])
+			}
 		}
 	}
 	for i, c := range r.Certificates {

@@ -42,6 +42,11 @@ type Home struct {
 	Config   *schema.Config
 	Warnings schema.Diagnostics
 	Secrets  *secrets.Store
+	// SiteName is the site this Home is the view of (see Site); "" for
+	// the whole home.
+	SiteName string
+	// parent is the whole home of a site's view.
+	parent *Home
 }
 
 // Open loads and checks the home at path (a folder or a .cue file). The
@@ -51,6 +56,9 @@ func Open(path, stateDir string) (*Home, error) {
 	cfg, diags := schema.Load(path)
 	if diags.Errors() > 0 {
 		return nil, diags
+	}
+	if loops := generators.CheckSites(cfg); len(loops) > 0 {
+		return nil, loops
 	}
 	dir := path
 	if st, err := os.Stat(path); err == nil && !st.IsDir() {
@@ -144,6 +152,27 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 	}
 	for _, name := range schema.SortedKeys(cfg.Bridges) {
 		b := cfg.Bridges[name]
+		if sb := b.Site; sb != nil {
+			// A satellite's bridge: the hub's generated login, the
+			// hub's CA (the same state directory made both).
+			pw, err := h.Secrets.Password(sb.Account, nil)
+			if err != nil {
+				return nil, fmt.Errorf("password of %s: %w", sb.Account, err)
+			}
+			in.BridgePasswords[name] = pw
+			if sb.HubCA {
+				hub, err := h.parent.Site(h.parent.Config.Hub())
+				if err != nil {
+					return nil, err
+				}
+				bundle, err := hub.certs(opts.Now)
+				if err != nil {
+					return nil, fmt.Errorf("the hub's CA: %w", err)
+				}
+				in.BridgeCAs[name] = bundle.CACert
+			}
+			continue
+		}
 		if b.Password != nil {
 			pw, err := h.Secrets.External(*b.Password)
 			if err != nil {
@@ -186,7 +215,7 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		return nil, fmt.Errorf("password of the healthcheck's login %s: %w", schema.ProbeUser, err)
 	}
 	passwords[schema.ProbeUser] = probe
-	in.Hashes, err = h.Secrets.Hashes(passwords, cfg.Broker.PasswordIterations)
+	in.Hashes, err = h.Secrets.Hashes(passwords, cfg.Broker.PasswordIterations, h.otherSitesAccounts()...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +239,52 @@ func (h *Home) Render(opts RenderOptions) ([]generators.File, error) {
 		in.Certs = &generators.Certs{ServerCert: b.ServerCert, ServerKey: b.ServerKey, CA: b.CACert, ClientCA: b.CACert}
 	}
 	return generators.Render(cfg, in)
+}
+
+// Site is the home as one site's broker sees it (generators.SiteConfig):
+// rendered, deployed and backed up as a home without sites, with the same
+// folder and state directory. A home without sites is its own only site,
+// "".
+func (h *Home) Site(name string) (*Home, error) {
+	if !h.Config.HasSites() {
+		if name != "" {
+			return nil, fmt.Errorf("--site %s: the home declares no sites", name)
+		}
+		return h, nil
+	}
+	cfg, err := generators.SiteConfig(h.Config, name)
+	if err != nil {
+		return nil, err
+	}
+	v := *h
+	v.Config, v.SiteName, v.parent = cfg, name, h
+	return &v, nil
+}
+
+// otherSitesAccounts are the logins of every site of the home a site's
+// view belongs to: their kept hashes stay while one site renders.
+func (h *Home) otherSitesAccounts() []string {
+	if h.parent == nil {
+		return nil
+	}
+	cfg := h.parent.Config
+	var names []string
+	for _, a := range cfg.Accounts() {
+		names = append(names, a.Name)
+	}
+	for _, site := range cfg.SiteNames() {
+		names = append(names, schema.BridgeAccount(site))
+	}
+	return names
+}
+
+// Sites are the home's sites in the order apply converges them (the hub
+// first), or one "" for a home without sites.
+func (h *Home) Sites() []string {
+	if !h.Config.HasSites() {
+		return []string{""}
+	}
+	return h.Config.SiteNames()
 }
 
 // KeptHashes returns the kept hash of each account with password: "hash"

@@ -16,6 +16,7 @@ import (
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var autoApprove, asJSON, wait bool
+	var site string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply [PATH | PLANFILE]",
@@ -98,6 +99,12 @@ nodes).`,
 					}
 					return applyKube(cmd, h, autoApprove, wait, timeout)
 				}
+				if usesSites(h, site) {
+					if !h.Config.HasSites() {
+						return fmt.Errorf("--site %s: the home declares no sites", site)
+					}
+					return applySites(cmd, h, site, autoApprove, asJSON, timeout)
+				}
 				if d, err = desiredOf(h); err != nil {
 					return err
 				}
@@ -166,5 +173,6 @@ nodes).`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan and each step as JSON lines")
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait for the broker after each change (deploy.target \"kubernetes\": for the rollout)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to accept a login after a change (on a cluster: to roll out)")
+	siteFlag(cmd, &site, "apply")
 	return cmd
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/backup"
-	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/internal/human"
 	"github.com/mqttgen/mqttgen/workspace"
 )
@@ -20,6 +19,7 @@ func newBackupCmd(g *globals) *cobra.Command {
 	var dir, passFile string
 	var keep int
 	var withSecrets, asJSON bool
+	var site string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "backup [PATH]",
@@ -73,7 +73,7 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 			} else if passFile != "" {
 				return errors.New("--passphrase-file without --with-secrets: the archive would hold no secrets to encrypt")
 			}
-			cli, err := engine.Connect(ctx)
+			h, cli, _, err := siteEngine(ctx, h, site)
 			if err != nil {
 				return err
 			}
@@ -134,6 +134,7 @@ $MQTTGEN_BACKUP_PASSPHRASE.`,
 	cmd.Flags().BoolVar(&withSecrets, "with-secrets", false, "also store private keys and passwords, encrypted with a passphrase")
 	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "read the passphrase from the first line of `FILE` (else $"+backup.PassphraseEnv+")")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	siteFlag(cmd, &site, "back up")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to write its database")
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 
 func newDestroyCmd(g *globals) *cobra.Command {
 	var autoApprove, asJSON, volumes bool
+	var site string
 	cmd := &cobra.Command{
 		Use:   "destroy [PATH]",
 		Short: "Remove the project's containers and network from the Docker engine (or its objects from the cluster)",
@@ -52,11 +53,15 @@ the namespace holding them, are kept unless --volumes is given.`,
 			if err := dockerTarget(h); err != nil {
 				return err
 			}
-			cli, o, err := deploy.ConnectObserve(ctx, h.Config.Deploy.Project, nil)
+			h, cli, _, err := siteEngine(ctx, h, site)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
+			o, err := deploy.Observe(ctx, cli, h.Config.Deploy.Project, nil)
+			if err != nil {
+				return err
+			}
 			p := deploy.PlanDestroy(o, volumes)
 			w := cmd.OutOrStdout()
 			enc := json.NewEncoder(w)
@@ -95,5 +100,6 @@ the namespace holding them, are kept unless --volumes is given.`,
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "skip the question")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan and each step as JSON lines")
 	cmd.Flags().BoolVar(&volumes, "volumes", false, "also remove the named volumes (persisted messages, logs)")
+	siteFlag(cmd, &site, "destroy")
 	return cmd
 }

@@ -46,6 +46,12 @@ Tasmota, ESPHome) are never touched.`,
 			if err != nil {
 				return err
 			}
+			if h.Config.HasSites() {
+				// Home Assistant is at the hub, which knows every site's devices.
+				if h, err = h.Site(h.Config.Hub()); err != nil {
+					return err
+				}
+			}
 			cfg := h.Config
 			if cfg.HomeAssistant == nil {
 				return errors.New("the home has no homeassistant: block, so no user to publish as")

@@ -16,7 +16,7 @@ import (
 
 func newPlanCmd(g *globals) *cobra.Command {
 	var detailed, asJSON bool
-	var out string
+	var out, site string
 	cmd := &cobra.Command{
 		Use:   "plan [PATH]",
 		Short: "Show what apply would change on the Docker engine (or the cluster)",
@@ -69,6 +69,15 @@ renders.`,
 			if h.Config.Deploy.Target == schema.TargetKubernetes {
 				return planKube(cmd, h, detailed, asJSON, out)
 			}
+			if usesSites(h, site) {
+				if out != "" {
+					return fmt.Errorf("-o: a plan of several sites cannot be saved yet; run mqttgen apply (it shows the plan and asks)")
+				}
+				if !h.Config.HasSites() {
+					return fmt.Errorf("--site %s: the home declares no sites", site)
+				}
+				return planSites(cmd, h, site, detailed, asJSON)
+			}
 			d, err := desiredOf(h)
 			if err != nil {
 				return err
@@ -114,6 +123,7 @@ renders.`,
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 1 on error, 2 when there are changes")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "save the plan to `FILE` for apply")
+	siteFlag(cmd, &site, "plan")
 	return cmd
 }
 

@@ -55,6 +55,21 @@ Nothing is written when the home has an error or a secret cannot be read.`,
 			if k8s && local {
 				return fmt.Errorf("--local renders for this host, but deploy.target is \"kubernetes\": render without --local")
 			}
+			if h.Config.HasSites() {
+				if local {
+					return fmt.Errorf("--local renders one broker for this host, but the home declares sites: render without --local (each site's files go to %s/%s/SITE/)", out, generators.SitesDir)
+				}
+				files, err := renderSites(h, time.Now())
+				if err != nil {
+					return err
+				}
+				if err := workspace.Write(dir, files, false); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %d files to %s (one folder per site under %s/)\n", len(files), out, generators.SitesDir)
+				warnUnignored(cmd.ErrOrStderr(), out, files)
+				return nil
+			}
 			files, err := h.Render(workspace.RenderOptions{Local: local, Out: dir, Now: time.Now(), PluginDir: pluginDir})
 			if err != nil {
 				return err
@@ -78,6 +93,28 @@ Nothing is written when the home has an error or a secret cannot be read.`,
 	cmd.Flags().BoolVar(&local, "local", false, "paths into the output folder, to run mosquitto on this host")
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", "", "with --local: the folder of Mosquitto 2.1's mosquitto_acl_file.so and mosquitto_password_file.so (default: found beside the mosquitto on PATH)")
 	return cmd
+}
+
+// renderSites renders every site of a home with sites, each into
+// sites/<name>/ as a home without sites would be rendered, the hub first
+// (its CA is the one the satellites' bridges trust).
+func renderSites(h *workspace.Home, now time.Time) ([]generators.File, error) {
+	var all []generators.File
+	for _, name := range h.Sites() {
+		site, err := h.Site(name)
+		if err != nil {
+			return nil, err
+		}
+		files, err := site.Render(workspace.RenderOptions{Now: now})
+		if err != nil {
+			return nil, fmt.Errorf("site %s: %w", name, err)
+		}
+		for _, f := range files {
+			f.Path = generators.SitePath(name, f.Path)
+			all = append(all, f)
+		}
+	}
+	return all, nil
 }
 
 // warnUnignored warns when render wrote secrets into a git work tree that

@@ -16,7 +16,7 @@ import (
 
 func newRestoreCmd(g *globals) *cobra.Command {
 	var autoApprove, force bool
-	var passFile string
+	var passFile, site string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "restore ARCHIVE [PATH]",
@@ -71,15 +71,19 @@ files; an archive made with --with-secrets opens with its passphrase
 			// Rendered as the home will be with the archive's state files
 			// the state directory lacks (a lost state directory gets the
 			// archive's passwords and CA back, not new ones).
-			d, err := deploy.FromHomeRestoring(h, a.StateFiles(secrets), time.Now())
-			if err != nil {
-				return err
-			}
-			cli, o, err := deploy.ConnectObserve(ctx, d.Project, d)
+			h, cli, host, err := siteEngine(ctx, h, site)
 			if err != nil {
 				return err
 			}
 			defer cli.Close()
+			d, err := deploy.FromHomeRestoring(h, a.StateFiles(secrets), time.Now())
+			if err != nil {
+				return err
+			}
+			o, err := deploy.Observe(ctx, cli, d.Project, d)
+			if err != nil {
+				return err
+			}
 			rp, err := deploy.PlanRestore(ctx, cli, d, o, a, deploy.RestoreOptions{Secrets: secrets, Force: force})
 			if err != nil {
 				if errors.Is(err, deploy.ErrOtherProject) {
@@ -101,7 +105,7 @@ files; an archive made with --with-secrets opens with its passphrase
 				fmt.Fprintln(w, "Restore cancelled.")
 				return exitError(1)
 			}
-			safety, err := deploy.Restore(ctx, cli, d, rp, deploy.Options{ReadyTimeout: timeout, Events: eventPrinter(w, false)})
+			safety, err := deploy.Restore(ctx, cli, d, rp, deploy.Options{ReadyTimeout: timeout, Events: eventPrinter(w, false), PublishHost: host})
 			if err != nil {
 				return err
 			}
@@ -124,5 +128,6 @@ files; an archive made with --with-secrets opens with its passphrase
 	cmd.Flags().BoolVar(&force, "force", false, "restore an archive of another project or broker engine")
 	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "open the archive's secrets with the passphrase on the first line of `FILE` (else $"+backup.PassphraseEnv+")")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the broker to accept a login after the restore")
+	siteFlag(cmd, &site, "restore")
 	return cmd
 }

@@ -80,6 +80,16 @@ config flow asks for. Formats: text, json, yaml, env (MQTT_HOST=...), esphome
 			if err != nil {
 				return err
 			}
+			if h.Config.HasSites() {
+				// A device logs in at its site: that broker's name and ports.
+				site := h.Config.Hub()
+				if account.Device {
+					site = h.Config.DeviceSite(account.Name)
+				}
+				if h, err = h.Site(site); err != nil {
+					return err
+				}
+			}
 			b, err := h.Bundle(account, time.Now())
 			if err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 
 func newStatusCmd(g *globals) *cobra.Command {
 	var asJSON bool
+	var site string
 	cmd := &cobra.Command{
 		Use:   "status [PATH]",
 		Short: "Show what runs: engine, broker, clients, certificates, last backup, drift",
@@ -40,6 +41,9 @@ has it as "state" and "exit_code".`,
 			if err != nil {
 				return err
 			}
+			if usesSites(h, site) {
+				return statusSites(cmd, h, site, asJSON)
+			}
 			cli, connErr := engine.Connect(ctx)
 			if cli != nil {
 				defer cli.Close()
@@ -60,5 +64,6 @@ has it as "state" and "exit_code".`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	siteFlag(cmd, &site, "status")
 	return cmd
 }

@@ -191,6 +191,9 @@ type Bridge struct {
 	// HasPassword distinguishes an empty remote_password from none.
 	HasPassword  bool
 	CleanSession bool
+	// NoPrivate is try_private false: connect with the plain protocol
+	// level, never Mosquitto's bridge flag.
+	NoPrivate bool
 	// CAFile or CAPath verify the remote's certificate; one is set when the
 	// bridge uses TLS.
 	CAFile, CAPath string
@@ -321,6 +324,7 @@ var renderedBridgeOptions = map[string]bool{
 	"address": true, "addresses": true, "bridge_protocol_version": true, "remote_clientid": true,
 	"remote_username": true, "remote_password": true, "cleansession": true, "bridge_cafile": true,
 	"bridge_capath": true, "bridge_tls_version": true, "topic": true, "bridge_reload_type": true,
+	"try_private": true,
 }
 
 // renderedListenerOptions are the listener options mqttgen renders, that belong to the current `listener`.
@@ -745,6 +749,10 @@ func (p *parser) bridgeOption(n int, key, value string) {
 	case "cleansession":
 		if v, ok := p.boolean(n, key, value); ok {
 			b.CleanSession = v
+		}
+	case "try_private":
+		if v, ok := p.boolean(n, key, value); ok {
+			b.NoPrivate = !v
 		}
 	case "bridge_cafile":
 		b.CAFile = value
