@@ -68,23 +68,7 @@ func (b *Broker) bindMetrics(addr string) error {
 // serveMetrics starts serving /metrics once the $SYS values exist.
 func (b *Broker) serveMetrics() {
 	m := b.metrics
-	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "GET only", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		w.Write(b.sys.writeMetrics(time.Now()))
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintf(w, "mqttgen broker %s: metrics at /metrics\n", b.opts.Version)
-	})
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.srv = &http.Server{Handler: sysmetrics.Handler(fmt.Sprintf("mqttgen broker %s: metrics at /metrics", b.opts.Version), func() []byte { return b.sys.writeMetrics(time.Now()) }), ReadHeaderTimeout: 10 * time.Second}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()

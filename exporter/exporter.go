@@ -103,23 +103,7 @@ func (e *Exporter) Metrics() []byte {
 
 // Handler serves /metrics.
 func (e *Exporter) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "GET only", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		w.Write(e.Metrics())
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintln(w, "mqttgen exporter: metrics at /metrics")
-	})
-	return mux
+	return sysmetrics.Handler("mqttgen exporter: metrics at /metrics", e.Metrics)
 }
 
 // Run serves /metrics on o.Listen and keeps a subscription to $SYS/# on

@@ -151,18 +151,7 @@ func statusSites(cmd *cobra.Command, h *workspace.Home, site string, asJSON bool
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		err = r.WriteJSON(cmd.OutOrStdout())
-	} else {
-		err = r.WriteText(cmd.OutOrStdout())
-	}
-	if err != nil {
-		return err
-	}
-	if r.Exit != status.ExitServing {
-		return exitError(r.Exit)
-	}
-	return nil
+	return writeStatus(cmd, r, r.Exit, asJSON)
 }
 
 // siteEngine is the home a command acts on and its engine: the home and

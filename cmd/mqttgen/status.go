@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+
 	"github.com/spf13/cobra"
 
 	"github.com/mqttgen/mqttgen/engine"
@@ -49,21 +51,33 @@ has it as "state" and "exit_code".`,
 				defer cli.Close()
 			}
 			r := status.Gather(ctx, cli, connErr, h, status.Options{})
-			if asJSON {
-				err = r.WriteJSON(cmd.OutOrStdout())
-			} else {
-				err = r.WriteText(cmd.OutOrStdout())
-			}
-			if err != nil {
-				return err
-			}
-			if r.Exit != status.ExitServing {
-				return exitError(r.Exit)
-			}
-			return nil
+			return writeStatus(cmd, r, r.Exit, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
 	siteFlag(cmd, &site, "status")
 	return cmd
+}
+
+// statusReport is a status report of one site or of every site.
+type statusReport interface {
+	WriteJSON(io.Writer) error
+	WriteText(io.Writer) error
+}
+
+// writeStatus prints r and exits with its documented code, exit.
+func writeStatus(cmd *cobra.Command, r statusReport, exit int, asJSON bool) error {
+	var err error
+	if asJSON {
+		err = r.WriteJSON(cmd.OutOrStdout())
+	} else {
+		err = r.WriteText(cmd.OutOrStdout())
+	}
+	if err != nil {
+		return err
+	}
+	if exit != status.ExitServing {
+		return exitError(exit)
+	}
+	return nil
 }

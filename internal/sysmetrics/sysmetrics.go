@@ -11,6 +11,7 @@ package sysmetrics
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 )
@@ -98,4 +99,26 @@ func Format(vals []Value) []byte {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, h, name, typ, name, num)
 	}
 	return b.Bytes()
+}
+
+// Handler serves GET /metrics from metrics and, at /, one line naming
+// what serves them (about).
+func Handler(about string, metrics func() []byte) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "GET only", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Write(metrics())
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintln(w, about)
+	})
+	return mux
 }
