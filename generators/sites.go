@@ -49,10 +49,71 @@ func SiteTopics(cfg *schema.Config, site string) []SiteTopic {
 			out = append(out, SiteTopic{schema.BridgeTopic{Pattern: t, Direction: "in", QoS: 1}, deviceOrigin(cfg, name, "subscribes", i).Path})
 		}
 	}
+	for _, name := range schema.SortedKeys(cfg.Users) {
+		if cfg.Users[name].Site == "" || cfg.UserSite(name) != site {
+			continue
+		}
+		out = append(out, userSiteTopics(cfg, name)...)
+	}
 	for i, sh := range cfg.Sites[site].Share {
 		out = append(out, SiteTopic{schema.BridgeTopic{Pattern: sh.Pattern, Direction: sh.Direction, QoS: sh.QoS,
 			LocalPrefix: sh.LocalPrefix, RemotePrefix: sh.RemotePrefix}, schema.Path("sites", site, "share", i)})
 	}
+	return out
+}
+
+// userSiteTopics are the bridged topics of a user who logs in at a
+// satellite, from its ACL: what it may write goes out, what it may read
+// comes in, and readwrite both ways (which CheckSites refuses); $SYS stays
+// on each broker. Zigbee2MQTT's preset is its program's topics instead of
+// its two readwrite rules, split so the two ways cannot meet: device
+// states, availability and the bridge's own topics out, set, get and
+// bridge requests in, and with Home Assistant its discovery configs out and
+// Home Assistant's status in.
+func userSiteTopics(cfg *schema.Config, name string) []SiteTopic {
+	u := cfg.Users[name]
+	var out []SiteTopic
+	add := func(pattern, dir, origin string) {
+		if strings.HasPrefix(pattern, "$") {
+			return
+		}
+		out = append(out, SiteTopic{schema.BridgeTopic{Pattern: pattern, Direction: dir, QoS: 1}, origin})
+	}
+	fromRules := func(rules []acl.Rule, origin func(int) string) {
+		for i, r := range rules {
+			switch r.Access {
+			case acl.Write:
+				add(r.Topic, "out", origin(i))
+			case acl.Read:
+				add(r.Topic, "in", origin(i))
+			case acl.ReadWrite:
+				add(r.Topic, "both", origin(i))
+			}
+		}
+	}
+	preset := schema.Path("users", name, "preset")
+	switch u.Preset {
+	case "":
+	case "zigbee2mqtt":
+		base := "zigbee2mqtt"
+		if cfg.Zigbee2MQTT != nil {
+			base = cfg.Zigbee2MQTT.BaseTopic
+		}
+		for _, t := range []string{"+", "+/availability", "bridge/state", "bridge/info", "bridge/devices",
+			"bridge/groups", "bridge/definitions", "bridge/extensions", "bridge/event", "bridge/logging", "bridge/response/#"} {
+			add(base+"/"+t, "out", preset)
+		}
+		for _, t := range []string{"+/set", "+/get", "bridge/request/#"} {
+			add(base+"/"+t, "in", preset)
+		}
+		if cfg.HomeAssistant != nil {
+			add(DiscoveryPrefix(cfg)+"/+/+/+/config", "out", preset)
+			add(DiscoveryPrefix(cfg)+"/status", "in", preset)
+		}
+	default:
+		fromRules(PresetRules(cfg, u.Preset, name), func(int) string { return preset })
+	}
+	fromRules(mustRules(u.ACL, false), func(i int) string { return schema.Path("users", name, "acl", i) })
 	return out
 }
 
@@ -134,7 +195,12 @@ func SiteConfig(cfg *schema.Config, site string) (*schema.Config, error) {
 		maps.Copy(v.Bridges, cfg.Bridges)
 		maps.Copy(v.Devices, cfg.Devices)
 		v.RemoteDevices = map[string]bool{}
-		v.Users = maps.Clone(cfg.Users)
+		v.Users = map[string]schema.User{}
+		for name, u := range cfg.Users {
+			if cfg.UserSite(name) == site {
+				v.Users[name] = u
+			}
+		}
 		for _, d := range schema.SortedKeys(cfg.Devices) {
 			if cfg.DeviceSite(d) != site {
 				v.RemoteDevices[d] = true
@@ -169,13 +235,17 @@ func SiteConfig(cfg *schema.Config, site string) (*schema.Config, error) {
 	}
 	v.Users = map[string]schema.User{}
 	for name, u := range cfg.Users {
-		if watchesSYS(u) {
+		if u.Site == site || (u.Site == "" && watchesSYS(u)) {
 			// A login that only reads $SYS watches every broker: status
 			// reads a satellite's bridge state and queue with it.
 			v.Users[name] = u
 		}
 	}
-	v.HomeAssistant, v.Zigbee2MQTT = nil, nil
+	if z := cfg.Zigbee2MQTT; z == nil || cfg.UserSite(z.User) != site {
+		// Home Assistant stays for Zigbee2MQTT's discovery settings alone:
+		// its files are the hub's.
+		v.HomeAssistant, v.Zigbee2MQTT = nil, nil
+	}
 	v.Monitoring = schema.Monitoring{}
 	v.Expect = nil
 	hub := cfg.Sites[cfg.Hub()]
@@ -279,7 +349,11 @@ func CheckSites(cfg *schema.Config) schema.Diagnostics {
 				if i != j {
 					what = fmt.Sprintf("this topic and %s (%s) make a loop: %s", a.Origin, describeTopic(a.BridgeTopic), why)
 				}
-				out = append(out, cfg.Errorf(b.Origin, "site %s: %s; bridge each topic one way, or give the two sides prefixes that keep them apart", site, what))
+				fix := "bridge each topic one way, or give the two sides prefixes that keep them apart"
+				if strings.HasPrefix(b.Origin, "users.") {
+					fix = "a user on a satellite has its writes bridged out and its reads bridged in: give it write rules for what it publishes and read rules for what it subscribes to, on topics that do not overlap, or let it log in at the hub"
+				}
+				out = append(out, cfg.Errorf(b.Origin, "site %s: %s; %s", site, what, fix))
 				break
 			}
 		}

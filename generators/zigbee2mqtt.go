@@ -23,6 +23,10 @@ func Zigbee2MQTTFiles(cfg *schema.Config, in Inputs) ([]File, error) {
 	if z == nil {
 		return nil, nil
 	}
+	if _, ok := cfg.Users[z.User]; !ok && cfg.Users != nil {
+		// Its user logs in at another site (sites:), whose files these are.
+		return nil, nil
+	}
 	ep := ClientEndpoints(cfg)
 	mqtt := map[string]any{
 		"user":       z.User,

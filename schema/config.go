@@ -156,6 +156,7 @@ type User struct {
 	Password *Secret  `json:"password,omitempty"`
 	Preset   string   `json:"preset,omitempty"`
 	ACL      []string `json:"acl"`
+	Site     string   `json:"site,omitempty"`
 }
 
 // Device kinds: the firmware whose topic layout a device follows.

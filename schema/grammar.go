@@ -253,6 +253,7 @@ func (c *Config) StringFields() []StringField {
 		secret(Path("users", name, "password"), u.Password)
 		add(Path("users", name, "preset"), u.Preset, Closed)
 		list(Path("users", name, "acl"), u.ACL, Rule)
+		add(Path("users", name, "site"), u.Site, Closed) // #Name, and a site that exists
 	}
 	list("patterns", c.Patterns, PatternRule)
 	must("devices_topic", c.DevicesTopic, TopicRoot)

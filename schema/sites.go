@@ -46,6 +46,14 @@ func (c *Config) DeviceSite(device string) string {
 	return c.Hub()
 }
 
+// UserSite is the site a user logs in at: its site, else the hub.
+func (c *Config) UserSite(user string) string {
+	if s := c.Users[user].Site; s != "" {
+		return s
+	}
+	return c.Hub()
+}
+
 // SiteListeners are a site's listeners: its own, else the home's (on a
 // satellite, the home's plain ones: mqttgen makes the server certificate
 // of the hub alone).
@@ -137,12 +145,19 @@ func ParseDockerHost(s string) (string, error) {
 // devices on sites that exist, satellites without TLS listeners.
 func (c *checker) sites() {
 	cfg := c.cfg
+	type sited struct{ field, site string }
+	var sitedOnes []sited
 	for _, name := range SortedKeys(cfg.Devices) {
-		site := cfg.Devices[name].Site
+		sitedOnes = append(sitedOnes, sited{Path("devices", name, "site"), cfg.Devices[name].Site})
+	}
+	for _, name := range SortedKeys(cfg.Users) {
+		sitedOnes = append(sitedOnes, sited{Path("users", name, "site"), cfg.Users[name].Site})
+	}
+	for _, sd := range sitedOnes {
+		site, p := sd.site, sd.field
 		if site == "" {
 			continue
 		}
-		p := Path("devices", name, "site")
 		if !cfg.HasSites() {
 			c.errorf(p, "no sites are declared: declare sites: %s: {docker_host: ..., hostname: ...}, or remove site", site)
 			continue
