@@ -165,3 +165,38 @@ func TestSitesHubListener(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestSitesUserLoops: a user on a satellite has its ACL bridged; vet
+// refuses, at the rule's position, a readwrite rule (both ways) and a read
+// that meets what the satellite sends, and accepts Zigbee2MQTT's preset
+// and one-way rules.
+func TestSitesUserLoops(t *testing.T) {
+	fix := "; a user on a satellite has its writes bridged out and its reads bridged in: give it write rules for what it publishes and read rules for what it subscribes to, on topics that do not overlap, or let it log in at the hub"
+	for _, c := range []struct {
+		name, user, want string
+	}{
+		{"zigbee2mqtt", `z2m: {preset: "zigbee2mqtt", site: "garage"}`, ``},
+		{"readwrite own topics", `app: {site: "garage", acl: ["readwrite app/#"]}`,
+			`home.cue:16:36: users.app.acl[0]: site garage: this topic is bridged both ways: what the satellite sends to the hub as app/#, the hub sends back as app/#` + fix},
+		{"one way", `app: {site: "garage", acl: ["write app/out/#", "read app/in/#", "read $SYS/#"]}`, ``},
+		{"readwrite everything", `app: {site: "garage", acl: ["readwrite #"]}`,
+			`home.cue:16:36: users.app.acl[0]: site garage: this topic and devices.door.publishes[0] (out home/door/state) make a loop: what the satellite sends to the hub as home/door/state, the hub sends back as #` + fix},
+		{"reads the devices", `app: {site: "garage", acl: ["read home/#"]}`,
+			`home.cue:16:36: users.app.acl[0]: site garage: this topic and devices.door.publishes[0] (out home/door/state) make a loop: what the satellite sends to the hub as home/door/state, the hub sends back as home/#` + fix},
+		{"node-red preset", `nr: {preset: "nodered", site: "garage"}`,
+			`home.cue:16:13: users.nr.preset: site garage: this topic is bridged both ways: what the satellite sends to the hub as nodered/#, the hub sends back as nodered/#` + fix + "\n" +
+				`home.cue:16:13: users.nr.preset: site garage: this topic and devices.door.publishes[0] (out home/door/state) make a loop: what the satellite sends to the hub as home/door/state, the hub sends back as home/#` + fix},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := loopBase + "\t}\n}\nusers: " + c.user + "\n"
+			cfg, diags := schema.LoadSource("home.cue", []byte(src))
+			if diags.Errors() > 0 {
+				t.Fatal(diags)
+			}
+			got := CheckSites(cfg).Error()
+			if got != c.want {
+				t.Errorf("got\n%s\nwant\n%s", got, c.want)
+			}
+		})
+	}
+}
