@@ -455,3 +455,78 @@ func TestSitesTCP(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 }
+
+// TestSitesZigbee2MQTT: Zigbee2MQTT's user logs in at the garage, next to
+// its coordinator (users: z2m: site: "garage"): its states reach Home
+// Assistant's user on the hub once (no loop brings them back), Home
+// Assistant's /set reaches it on the garage, it has no login on the hub,
+// and with the hub's broker stopped it still logs in at the garage.
+func TestSitesZigbee2MQTT(t *testing.T) {
+	hubCli := testEngine(t)
+	garage := satelliteEngine(t)
+	s := writeSitesHome(t, map[string]string{"garage": garage.Host},
+		"users: z2m: {preset: \"zigbee2mqtt\", site: \"garage\"}\nzigbee2mqtt: user: \"z2m\"\n")
+	if _, err := applySites(t, s, ""); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	ha := login(t, s, s.hubPort, "ha", "ha-test", true)
+	ha.sub(t, "zigbee2mqtt/#")
+	ha.sub(t, "homeassistant/+/+/+/config")
+	z2m := login(t, s, s.ports["garage"], "z2m", "zigbee2mqtt", true)
+	z2m.sub(t, "zigbee2mqtt/+/set")
+	z2m.sub(t, "zigbee2mqtt/bridge/request/#")
+
+	deadline := time.Now().Add(60 * time.Second)
+	for ha.count("zigbee2mqtt/lamp") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Zigbee2MQTT's state on the garage never reached Home Assistant on the hub")
+		}
+		z2m.pub(t, "zigbee2mqtt/lamp", `{"state":"OFF"}`)
+		time.Sleep(time.Second)
+	}
+	z2m.pub(t, "homeassistant/light/0x01/light/config", `{"name":"lamp"}`)
+	ha.waitFor(t, "homeassistant/light/0x01/light/config", 1, 20*time.Second)
+	ha.pub(t, "zigbee2mqtt/lamp/set", `{"state":"ON"}`)
+	z2m.waitFor(t, "zigbee2mqtt/lamp/set", 1, 20*time.Second)
+	ha.pub(t, "zigbee2mqtt/bridge/request/permit_join", `{"value":true}`)
+	z2m.waitFor(t, "zigbee2mqtt/bridge/request/permit_join", 1, 20*time.Second)
+	time.Sleep(3 * time.Second)
+	if n := ha.count("zigbee2mqtt/lamp/set"); n != 1 {
+		t.Errorf("Home Assistant saw its command %d times, want once (a loop brings it back)", n)
+	}
+	if n := z2m.count("zigbee2mqtt/lamp/set"); n != 1 {
+		t.Errorf("Zigbee2MQTT received the command %d times, want once", n)
+	}
+
+	// Its login is the garage's alone.
+	pw, err := s.h.AccountPassword("z2m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(port int) error {
+		c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", port)).
+			SetClientID(fmt.Sprintf("z2m-probe-%d", time.Now().UnixNano())).SetUsername("z2m").SetPassword(pw).
+			SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
+		tok := c.Connect()
+		tok.WaitTimeout(6 * time.Second)
+		if tok.Error() == nil && c.IsConnected() {
+			c.Disconnect(100)
+			return nil
+		}
+		return fmt.Errorf("not connected: %v", tok.Error())
+	}
+	if err := connect(s.hubPort); err == nil {
+		t.Error("Zigbee2MQTT's user logged in at the hub, whose passwd should not have it")
+	}
+
+	// The link is down: Zigbee2MQTT keeps its broker.
+	ctx := context.Background()
+	hubContainer := engine.ContainerName(s.project, generators.BrokerService)
+	if _, err := hubCli.ContainerStop(ctx, hubContainer, client.ContainerStopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := connect(s.ports["garage"]); err != nil {
+		t.Errorf("with the hub's broker stopped, Zigbee2MQTT cannot log in at the garage: %v", err)
+	}
+	z2m.pub(t, "zigbee2mqtt/lamp", `{"state":"ON"}`)
+}
