@@ -187,6 +187,20 @@ func (c *checker) sites() {
 	if cfg.Deploy.Target != TargetDocker {
 		c.errorf("sites", "sites run on Docker engines, but deploy.target is %q: remove sites, or set target: \"docker\"", cfg.Deploy.Target)
 	}
+	if len(hubs) == 1 {
+		// Home Assistant and the exporter run beside the hub's broker.
+		onHub := func(field, user string) {
+			if u, ok := cfg.Users[user]; ok && u.Site != "" && u.Site != hubs[0] {
+				c.errorf(Path("users", user, "site"), "%s is %s's user, which logs in at the hub %s: remove site, or use another user there", user, field, hubs[0])
+			}
+		}
+		if cfg.HomeAssistant != nil {
+			onHub("homeassistant", cfg.HomeAssistant.User)
+		}
+		if cfg.Monitoring.Prometheus.Enabled {
+			onHub("monitoring.prometheus", cfg.Monitoring.Prometheus.User)
+		}
+	}
 	hosts := map[string]string{}
 	for _, name := range SortedKeys(cfg.Sites) {
 		s := cfg.Sites[name]

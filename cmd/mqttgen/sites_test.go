@@ -36,6 +36,27 @@ sites: {
 	}
 }
 
+// TestSitesVetUserLoop: vet refuses a user on a satellite whose readwrite
+// rule would be bridged both ways, at the rule, with the fix.
+func TestSitesVetUserLoop(t *testing.T) {
+	dir := t.TempDir()
+	home := `package home
+
+listeners: mqtt: port: 1883
+users: app: {site: "garage", acl: ["readwrite app/#"]}
+devices: door: {site: "garage", publishes: ["state"], subscribes: ["set"]}
+sites: {
+	house: {docker_host: "unix:///var/run/docker.sock", hostname: "house.home.arpa", hub: true}
+	garage: {docker_host: "ssh://pi@garage.home.arpa", hostname: "garage.home.arpa"}
+}
+`
+	os.WriteFile(filepath.Join(dir, "home.cue"), []byte(home), 0o644)
+	code, out := mqttgen(t, "", "vet", dir)
+	if code != 1 || !regexp.MustCompile(`home\.cue:4:\d+: users\.app\.acl\[0\]: site garage: this topic is bridged both ways: .*give it write rules for what it publishes and read rules for what it subscribes to`).MatchString(out) {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+}
+
 // TestSitesCommands: apply converges a two-site home (the hub on this
 // machine's engine, the garage on an extra dockerd), status shows both
 // sites and the garage's bridge connected on both ends; with the hub's
