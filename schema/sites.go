@@ -254,8 +254,13 @@ func (c *checker) sites() {
 					n++
 				}
 			}
+			for _, u := range cfg.Users {
+				if u.Site == name {
+					n++
+				}
+			}
 			if n == 0 {
-				c.errorf(p, "no device logs in at site %s: apply proves a broker serves by a login, and a satellite's logins are its devices'; add devices: NAME: site: %q, or remove the site", name, name)
+				c.errorf(p, "no device or user logs in at site %s: apply proves a broker serves by a login, and a satellite's logins are its devices' and users'; add devices: NAME: site: %q (or users: NAME: site:), or remove the site", name, name)
 			}
 		}
 		for i, sh := range s.Share {
