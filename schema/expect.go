@@ -38,7 +38,17 @@ func (c *Config) Position(path string) string {
 	if !p.IsValid() {
 		return ""
 	}
-	return displayName(p.Filename) + ":" + itoa(p.Line) + ":" + itoa(p.Column)
+	c.pos.mu.Lock()
+	name, ok := c.pos.names[p.Filename]
+	if !ok {
+		name = displayName(p.Filename)
+		if c.pos.names == nil {
+			c.pos.names = map[string]string{}
+		}
+		c.pos.names[p.Filename] = name
+	}
+	c.pos.mu.Unlock()
+	return name + ":" + itoa(p.Line) + ":" + itoa(p.Column)
 }
 
 func itoa(n int) string {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/token"
@@ -198,6 +199,11 @@ func editDistance(a, b string) int {
 type positions struct {
 	at    map[string]token.Position
 	first token.Position
+	// names caches displayName per file: Position is asked for every
+	// built-in expectation of every device, and each displayName asks the
+	// system for the working directory.
+	mu    sync.Mutex
+	names map[string]string
 }
 
 func newPositions(user cue.Value) *positions {
