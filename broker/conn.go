@@ -196,60 +196,40 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	// a goroutine alive only while bytes wait, and deliveries wait for
 	// room in waitRoom, where mochi holds no lock.
 	c.flushing = true
-	if len(c.buf) == 0 {
-		// Nothing waits: write p itself, no copy.
-		c.mu.Unlock()
-		n, err := c.tryWrite(p)
-		c.mu.Lock()
-		if err != nil {
-			c.err = err
-			c.flushing = false
-			c.idle.Broadcast()
-			c.mu.Unlock()
-			return 0, err
-		}
-		if n == len(p) {
-			c.flushing = false
-			c.idle.Broadcast()
-			c.mu.Unlock()
-			return n, nil
-		}
-		// Others may have appended meanwhile: the rest of p goes first.
-		others := c.buf
-		c.buf = nil
-		c.appendBuf(p[n:])
-		c.appendBuf(others)
-		c.recycle(others)
-	} else {
-		// A burst: what waits and p leave in one system call.
+	// Nothing waits: p itself is written, no copy. A burst: what waits and
+	// p leave in one system call.
+	out, burst := p, len(c.buf) > 0
+	if burst {
 		c.appendBuf(p)
-		out := c.buf
-		c.buf = nil
-		c.mu.Unlock()
-		n, err := c.tryWrite(out)
-		c.mu.Lock()
-		if err != nil {
-			c.err = err
-			c.flushing = false
-			c.idle.Broadcast()
-			c.mu.Unlock()
-			return 0, err
-		}
-		others := c.buf
-		c.buf = nil
-		if n < len(out) {
-			c.appendBuf(out[n:])
-		}
-		c.recycle(out)
-		if len(c.buf) == 0 && len(others) == 0 {
-			c.flushing = false
-			c.idle.Broadcast()
-			c.mu.Unlock()
-			return len(p), nil
-		}
-		c.appendBuf(others)
-		c.recycle(others)
+		out, c.buf = c.buf, nil
 	}
+	c.mu.Unlock()
+	n, err := c.tryWrite(out)
+	c.mu.Lock()
+	if err != nil {
+		c.err = err
+		c.flushing = false
+		c.idle.Broadcast()
+		c.mu.Unlock()
+		return 0, err
+	}
+	// Others may have appended meanwhile: the rest of out goes first.
+	others := c.buf
+	c.buf = nil
+	if n < len(out) {
+		c.appendBuf(out[n:])
+	}
+	if burst {
+		c.recycle(out)
+	}
+	if len(c.buf) == 0 && len(others) == 0 {
+		c.flushing = false
+		c.idle.Broadcast()
+		c.mu.Unlock()
+		return len(p), nil
+	}
+	c.appendBuf(others)
+	c.recycle(others)
 	c.mu.Unlock()
 	go c.flush()
 	return len(p), nil

@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/mqttgen/mqttgen/generators"
 	"github.com/mqttgen/mqttgen/kube"
 	"github.com/mqttgen/mqttgen/workspace"
 )
@@ -32,13 +33,18 @@ func kubeCluster(h *workspace.Home) (*rest.Config, *kube.Applier, error) {
 	return cfg, a, nil
 }
 
-// kubeDesired renders the home's manifests.
-func kubeDesired(h *workspace.Home) (*kube.Desired, error) {
+// kubeManifests renders the home and its manifests.
+func kubeManifests(h *workspace.Home) ([]generators.File, error) {
 	files, err := h.Render(workspace.RenderOptions{Now: time.Now()})
 	if err != nil {
 		return nil, err
 	}
-	manifests, err := kube.Manifests(h.Config, files)
+	return kube.Manifests(h.Config, files)
+}
+
+// kubeDesired is the cluster's desired state: the home's manifests.
+func kubeDesired(h *workspace.Home) (*kube.Desired, error) {
+	manifests, err := kubeManifests(h)
 	if err != nil {
 		return nil, err
 	}

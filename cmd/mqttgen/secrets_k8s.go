@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,11 +62,7 @@ func secretManifest(h *workspace.Home) ([]byte, error) {
 	if t := h.Config.Deploy.Target; t != schema.TargetKubernetes {
 		return nil, fmt.Errorf(`deploy.target is %q: the Secret is a manifest of deploy.target "kubernetes"`, t)
 	}
-	files, err := h.Render(workspace.RenderOptions{Now: time.Now()})
-	if err != nil {
-		return nil, err
-	}
-	manifests, err := kube.Manifests(h.Config, files)
+	manifests, err := kubeManifests(h)
 	if err != nil {
 		return nil, err
 	}
