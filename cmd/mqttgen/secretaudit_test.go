@@ -177,7 +177,36 @@ func TestSecretAudit(t *testing.T) {
 	}
 	// The engine: labels, command, environment, log of every container
 	// of the project.
-	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", engine.LabelProject+"="+h.project)})
+	auditContainers(t, cli, h.project, find)
+	// The arguments of every process that runs (the broker's included:
+	// the engine's processes are this kernel's).
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	seen := 0
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		seen++
+		find(p+" ("+strings.ReplaceAll(string(bytes.Split(data, []byte{0})[0]), "\x00", " ")+")", bytes.ReplaceAll(data, []byte{0}, []byte(" ")))
+	}
+	if seen < 5 {
+		t.Fatalf("read the arguments of %d processes", seen)
+	}
+	for _, hit := range hits {
+		t.Error(hit)
+	}
+	t.Logf("searched %d outputs and the engine for %d secrets, %d processes, at %s", len(outputs), len(secrets), seen, time.Now().Format(time.TimeOnly))
+	h.run(0, "Destroy complete!", "destroy", "--volumes", "--auto-approve")
+}
+
+// auditContainers searches what `docker inspect` and the logs show of
+// every container of project (labels, command, environment, healthcheck,
+// health log) with find.
+func auditContainers(t *testing.T, cli *client.Client, project string, find func(where string, data []byte)) {
+	t.Helper()
+	ctx := context.Background()
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", engine.LabelProject+"="+project)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,24 +238,4 @@ func TestSecretAudit(t *testing.T) {
 			find("container "+name+" log", data)
 		}
 	}
-	// The arguments of every process that runs (the broker's included:
-	// the engine's processes are this kernel's).
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	seen := 0
-	for _, p := range procs {
-		data, err := os.ReadFile(p)
-		if err != nil || len(data) == 0 {
-			continue
-		}
-		seen++
-		find(p+" ("+strings.ReplaceAll(string(bytes.Split(data, []byte{0})[0]), "\x00", " ")+")", bytes.ReplaceAll(data, []byte{0}, []byte(" ")))
-	}
-	if seen < 5 {
-		t.Fatalf("read the arguments of %d processes", seen)
-	}
-	for _, hit := range hits {
-		t.Error(hit)
-	}
-	t.Logf("searched %d outputs and the engine for %d secrets, %d processes, at %s", len(outputs), len(secrets), seen, time.Now().Format(time.TimeOnly))
-	h.run(0, "Destroy complete!", "destroy", "--volumes", "--auto-approve")
 }

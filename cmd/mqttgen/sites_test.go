@@ -15,6 +15,8 @@ import (
 	"github.com/mqttgen/mqttgen/deploy/deploytest"
 	"github.com/mqttgen/mqttgen/engine"
 	"github.com/mqttgen/mqttgen/generators"
+	"github.com/mqttgen/mqttgen/internal/secretaudit"
+	"github.com/mqttgen/mqttgen/schema"
 )
 
 // TestSitesVetLoop: vet refuses a share that makes a loop, at its position.
@@ -101,6 +103,7 @@ sites: {
 		deploytest.RemoveProject(garage.Cli, project+"-garage")
 	})
 	code, out := mqttgen(t, "", "apply", "--auto-approve", "--timeout", "60s", dir)
+	outputs := []string{out}
 	if code != 0 || !strings.Contains(out, "## site house (hub) on "+client.DefaultDockerHost) || !strings.Contains(out, "## site garage (satellite) on "+garage.Host) || !strings.Contains(out, "Apply complete on 2 site(s)!") {
 		t.Fatalf("apply: exit %d\n%s", code, out)
 	}
@@ -128,6 +131,11 @@ sites: {
 		time.Sleep(2 * time.Second)
 	}
 	t.Logf("status:\n%s", out)
+	outputs = append(outputs, out)
+	for _, args := range [][]string{{"plan", dir}, {"plan", "--json", dir}, {"status", "--json", dir}} {
+		_, out := mqttgen(t, "", args...)
+		outputs = append(outputs, out)
+	}
 
 	hub := engine.ContainerName(project, generators.BrokerService)
 	if _, err := mainCli.ContainerStop(ctx, hub, client.ContainerStopOptions{}); err != nil {
@@ -168,5 +176,30 @@ sites: {
 	}
 	if code, out = mqttgen(t, "", "backup", dir); code == 0 || !strings.Contains(out, "name one with --site (house, garage)") {
 		t.Errorf("backup without --site: exit %d\n%s", code, out)
+	}
+
+	// No secret of either site (the bridge's login on the hub included) in
+	// what the commands printed, nor in what either engine shows of its
+	// containers.
+	secrets, err := secretaudit.FromState(filepath.Join(dir, ".mqttgen"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridgeLogin := false
+	for _, s := range secrets {
+		bridgeLogin = bridgeLogin || s.What == "the password of "+schema.BridgeAccount("garage")
+	}
+	if !bridgeLogin {
+		t.Fatalf("the state directory holds no password of %s: %+v", schema.BridgeAccount("garage"), secrets)
+	}
+	var hits []string
+	find := func(where string, data []byte) { hits = append(hits, secrets.Find(where, data)...) }
+	for i, o := range outputs {
+		find(fmt.Sprintf("output %d", i), []byte(o))
+	}
+	auditContainers(t, mainCli, project, find)
+	auditContainers(t, garage.Cli, project+"-garage", find)
+	for _, hit := range hits {
+		t.Error(hit)
 	}
 }
