@@ -17,6 +17,10 @@ type IdleResult struct {
 	// idle for Settle.
 	BeforeKB int64 `json:"before_kb"`
 	AfterKB  int64 `json:"after_kb"`
+	// The same for RssAnon: without the program file's pages, which a
+	// broker touches for the first time while its first clients connect.
+	BeforeAnonKB int64 `json:"before_anon_kb"`
+	AfterAnonKB  int64 `json:"after_anon_kb"`
 	// ConnectWall is the time to connect them all (Concurrency at a time);
 	// ConnectCPU the broker's CPU time meanwhile (password verification).
 	ConnectWall time.Duration `json:"connect_wall_ns"`
@@ -30,6 +34,15 @@ func (r IdleResult) PerConnKB() float64 {
 		return 0
 	}
 	return float64(r.AfterKB-r.BeforeKB) / float64(r.Clients)
+}
+
+// PerConnAnonKB is the anonymous resident memory each connection costs,
+// in KiB.
+func (r IdleResult) PerConnAnonKB() float64 {
+	if r.Clients == 0 {
+		return 0
+	}
+	return float64(r.AfterAnonKB-r.BeforeAnonKB) / float64(r.Clients)
 }
 
 // ConnectRate is connections per second.
@@ -53,7 +66,7 @@ func RunIdle(b *Broker, n int, pw map[string]string, settle time.Duration, atPea
 	if err != nil {
 		return res, err
 	}
-	res.BeforeKB = before.RSSKB
+	res.BeforeKB, res.BeforeAnonKB = before.RSSKB, before.AnonKB
 	clients := make([]mqtt.Client, n)
 	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
@@ -109,7 +122,7 @@ func RunIdle(b *Broker, n int, pw map[string]string, settle time.Duration, atPea
 	if err != nil {
 		return res, err
 	}
-	res.AfterKB = after.RSSKB
+	res.AfterKB, res.AfterAnonKB = after.RSSKB, after.AnonKB
 	if atPeak != nil {
 		atPeak()
 	}

@@ -106,6 +106,9 @@ type ProcStat struct {
 	CPU   time.Duration // user + system time so far, all threads
 	RSSKB int64         // VmRSS
 	HWMKB int64         // VmHWM, the peak RSS
+	// AnonKB is RssAnon: the resident memory that is the process's own
+	// (heap, stacks), without the pages of its program file.
+	AnonKB int64
 }
 
 // ReadProc reads /proc/PID/stat and /proc/PID/status.
@@ -143,6 +146,8 @@ func ReadProc(pid int) (ProcStat, error) {
 			s.RSSKB = kb(v)
 		case "VmHWM":
 			s.HWMKB = kb(v)
+		case "RssAnon":
+			s.AnonKB = kb(v)
 		}
 	}
 	return s, nil

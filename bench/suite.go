@@ -256,7 +256,7 @@ func Run(cfg Config) (*Report, error) {
 			if err != nil {
 				r.Err = err.Error()
 			}
-			cfg.logf("idle: %s %d clients: RSS %d -> %d KiB, %.2f KiB per connection, %.0f connections/s %s", x.Name, n, r.BeforeKB, r.AfterKB, r.PerConnKB(), r.ConnectRate(), r.Err)
+			cfg.logf("idle: %s %d clients: RSS %d -> %d KiB, %.2f KiB per connection (anonymous %.2f), %.0f connections/s %s", x.Name, n, r.BeforeKB, r.AfterKB, r.PerConnKB(), r.PerConnAnonKB(), r.ConnectRate(), r.Err)
 			rep.Idle = append(rep.Idle, r)
 		}
 		stopPair(m, b)

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttgen/mqttgen/mosquitto/conf"
@@ -73,8 +72,7 @@ type Broker struct {
 	tls     map[string]*tlsState
 	lns     []*listener
 	bridges []*bridge
-	clients sync.Map // *mqtt.Client -> *clientState
-	conns   connSet  // every connection handed to mochi
+	conns   connSet // every connection handed to mochi
 	// bridgeConns marks connections of Mosquitto bridges between their
 	// CONNECT and OnConnect.
 	bridgeConns sync.Map
@@ -295,8 +293,9 @@ func (b *Broker) Start() error {
 	}
 	b.log.topic.Store(&pub)
 	b.sys = newSysTree(b)
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.sysLoop()
+	go b.trimLoop()
 	if b.metrics != nil {
 		b.serveMetrics()
 	}
@@ -330,8 +329,25 @@ func (b *Broker) Addrs() map[string]string {
 }
 
 // establish hands a new connection to mochi, its writes coalesced, and
-// waits until it ends.
-func (b *Broker) establish(id string, conn net.Conn, est listeners.EstablishFn) {
+// waits until it ends. The connection's goroutine idles below this frame
+// for as long as the client stays connected: the work before and after is
+// in functions of their own and mochi's EstablishConnection is called
+// directly (it is the EstablishFn the listeners get), so that the stack an
+// idle client keeps is small enough to shrink to 4 KiB (docs/broker.md).
+func (b *Broker) establish(id string, conn net.Conn) {
+	cc := b.admitConn(id, conn)
+	if cc == nil {
+		return
+	}
+	err := b.srv.EstablishConnection(id, cc)
+	b.connEnded(id, cc, err)
+}
+
+// admitConn wraps conn and reads its first packet; nil when the
+// connection already ended.
+//
+//go:noinline
+func (b *Broker) admitConn(id string, conn net.Conn) *coalescingConn {
 	b.stats.sockets.Add(1)
 	// mochi sets no deadline before the CONNECT: a client that never sends
 	// one would hold its connection, and the broker's shutdown, for ever.
@@ -340,30 +356,38 @@ func (b *Broker) establish(id string, conn net.Conn, est listeners.EstablishFn) 
 	conn.SetReadDeadline(time.Now().Add(b.opts.connectTimeout))
 	cc := newCoalescingConn(conn)
 	if !b.conns.add(cc) {
-		return // the broker is closing
+		return nil // the broker is closing
 	}
-	defer b.conns.remove(cc)
-	// mochi makes a client (its queue, buffers and write loop, ~26 KiB)
-	// as soon as it has the connection: it gets it once the first packet
-	// has arrived, so that a connection that sends nothing costs only this
-	// goroutine and what it sent.
+	// mochi makes a client (its state and buffers) as soon as it has the
+	// connection: it gets it once the first packet has arrived, so that a
+	// connection that sends nothing costs only this goroutine and what it
+	// sent.
 	first, err := readFirstPacket(conn, b.cfg.MaxPacketSize)
-	var ne net.Error
 	if err != nil {
+		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			b.log.logf(logNotice, "Client <unknown> has exceeded timeout, disconnecting.")
 		} else if b.log.enabled(logDebug) {
 			b.log.logf(logDebug, "Connection from %s on listener %s ended before its CONNECT: %v", conn.RemoteAddr(), id, err)
 		}
 		cc.Close()
-		return
+		b.conns.remove(cc)
+		return nil
 	}
 	cc.pending = first
-	err = est(id, cc)
+	return cc
+}
+
+// connEnded logs how mochi's handling of cc ended and forgets cc.
+//
+//go:noinline
+func (b *Broker) connEnded(id string, cc *coalescingConn, err error) {
+	defer b.conns.remove(cc)
+	var ne net.Error
 	if err != nil && strings.HasPrefix(err.Error(), "read connection: ") && errors.As(err, &ne) && ne.Timeout() {
 		b.log.logf(logNotice, "Client <unknown> has exceeded timeout, disconnecting.")
 	} else if err != nil && b.log.enabled(logDebug) {
-		b.log.logf(logDebug, "Connection from %s on listener %s ended: %v", conn.RemoteAddr(), id, err)
+		b.log.logf(logDebug, "Connection from %s on listener %s ended: %v", cc.RemoteAddr(), id, err)
 	}
 }
 

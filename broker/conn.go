@@ -45,8 +45,11 @@ type coalescingConn struct {
 	// pending is what was read before mochi got the connection (its first
 	// packet, see Broker.establish); Read returns it first.
 	pending []byte
-	// readBuf is the pooled buffer pending lies in, if any.
+	// readBuf is the pooled buffer pending lies in, if any; readN and
+	// readErr are the result of the last read into it (readFd).
 	readBuf *[readChunk]byte
+	readN   int
+	readErr error
 	// hold is set by the hook for the next write when mochi has more
 	// deliveries queued for this client: that write waits for them, as
 	// mochi's own write buffer did (which copied every packet once more
@@ -94,11 +97,15 @@ func (l *freeList[T]) put(b T) {
 	l.mu.Unlock()
 }
 
-// bigBuffers recycles the buffers of bursts: a connection keeps at most
-// idleBuffer bytes of its own while it waits for input, and a burst takes
-// a buffer from here instead of growing one from nothing. At most 2 MiB
-// is kept for the whole broker.
+// bigBuffers recycles the buffers of bursts: a burst takes a buffer from
+// here instead of growing one from nothing. At most 2 MiB is kept for the
+// whole broker.
 var bigBuffers = &freeList[[]byte]{max: 32, make: func() []byte { return make([]byte, 0, coalesceLimit) }}
+
+// smallBuffers recycles the small buffers (idleBuffer bytes) connections
+// write a few packets with: a connection waiting for input gives its own
+// back, so an idle client holds none. At most 128 KiB is kept.
+var smallBuffers = &freeList[[]byte]{max: 256, make: func() []byte { return make([]byte, 0, idleBuffer) }}
 
 // appendBuf appends p to c.buf, growing it from the spare buffer or the
 // pool. c.mu is held.
@@ -110,7 +117,7 @@ func (c *coalescingConn) appendBuf(p []byte) {
 		case need <= idleBuffer && cap(c.spare) >= need:
 			nb, c.spare = c.spare[:0], nil
 		case need <= idleBuffer:
-			nb = make([]byte, 0, idleBuffer)
+			nb = smallBuffers.get()[:0]
 		case need <= coalesceLimit:
 			nb = bigBuffers.get()[:0]
 		default: // a flush is running and the client reads slowly
@@ -141,8 +148,8 @@ func (c *coalescingConn) recycle(b []byte) {
 // on its own; it is also the largest buffer kept for reuse.
 const coalesceLimit = 64 << 10
 
-// idleBuffer is the largest buffer a connection keeps while its reader
-// waits for input (a few dozen acknowledgements).
+// idleBuffer is the size of the small buffers (a few dozen
+// acknowledgements).
 const idleBuffer = 512
 
 // closeFlushTimeout bounds how long Close tries to write what waits.
@@ -321,41 +328,81 @@ func (c *coalescingConn) flushLocked() error {
 
 func (c *coalescingConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 { // only the reader touches it
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		if len(c.pending) == 0 {
-			c.pending = nil
-			if c.readBuf != nil {
-				readBuffers.put(c.readBuf)
-				c.readBuf = nil
-			}
-		}
-		return n, nil
+		return c.takePending(p), nil
 	}
+	if err := c.beginRead(); err != nil {
+		return 0, err
+	}
+	n, err := c.read(p)
+	c.endRead()
+	return n, err
+}
+
+// WaitReadable waits until the connection has input, which the next Read
+// returns. The engine's read loop (third_party/mochi, Client.Read) calls it
+// when its buffered reader is empty: an idle connection's goroutine waits
+// here, a few calls deep, rather than under the buffered reader, so that
+// its stack shrinks to the runtime's 4 KiB (docs/broker.md, Memory per idle
+// connection). Only a TCP connection waits here; others wait in Read.
+func (c *coalescingConn) WaitReadable() error {
+	if len(c.pending) > 0 {
+		return nil
+	}
+	tc, ok := c.Conn.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	if err := c.beginRead(); err != nil {
+		return err
+	}
+	err := c.readPending(tc)
+	c.endRead()
+	return err
+}
+
+// beginRead writes out what waits for the reader before it blocks, and
+// marks the connection as reading.
+func (c *coalescingConn) beginRead() error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.flushing && len(c.buf) > 0 {
 		c.flushing = true
 		c.flushLocked()
 	}
-	// A connection waiting for input keeps no large buffer: a burst to one
-	// client must not stay allocated while it idles.
-	if len(c.buf) == 0 && cap(c.buf) > idleBuffer {
+	// A connection waiting for input keeps no buffer: a burst to one
+	// client, or the few acknowledgements of the last packets, must not
+	// stay allocated while it idles.
+	if len(c.buf) == 0 {
 		c.recycle(c.buf)
-		c.buf = nil
+		if cap(c.spare) == idleBuffer {
+			smallBuffers.put(c.spare)
+		}
+		c.buf, c.spare = nil, nil
 	}
 	// Set under the same lock as the flush's end: nothing written from here
 	// on waits for the reader.
 	c.reading = true
-	err := c.err
-	c.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	n, err := c.read(p)
+	return c.err
+}
+
+func (c *coalescingConn) endRead() {
 	c.mu.Lock()
 	c.reading = false
 	c.mu.Unlock()
-	return n, err
+}
+
+// takePending moves what was read ahead into p.
+func (c *coalescingConn) takePending(p []byte) int {
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	if len(c.pending) == 0 {
+		c.pending = nil
+		if c.readBuf != nil {
+			readBuffers.put(c.readBuf)
+			c.readBuf = nil
+		}
+	}
+	return n
 }
 
 // readChunk is how much the wrapper reads from the socket at once for
@@ -367,53 +414,72 @@ const readChunk = 16 << 10
 var readBuffers = &freeList[*[readChunk]byte]{max: 32, make: func() *[readChunk]byte { return new([readChunk]byte) }}
 
 // read reads into p, or for a small p as much as the socket has, up to
-// readChunk, into a pooled buffer taken only once data has arrived: a
-// connection waiting for input holds none.
+// readChunk (readPending).
 func (c *coalescingConn) read(p []byte) (int, error) {
 	tc, ok := c.Conn.(*net.TCPConn)
 	if !ok || len(p) >= readChunk {
 		return c.Conn.Read(p)
 	}
+	if err := c.readPending(tc); err != nil {
+		return 0, err
+	}
+	return c.takePending(p), nil
+}
+
+// readPending waits for input and reads as much as the socket has, up to
+// readChunk, into pending: a pooled buffer taken only once data has
+// arrived, so that a connection waiting for input holds none. It returns
+// with nothing pending only on an error, or after an interrupted read.
+func (c *coalescingConn) readPending(tc *net.TCPConn) error {
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return c.Conn.Read(p)
+		return err
 	}
-	var buf *[readChunk]byte
-	var n int
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		buf = readBuffers.get()
-		n, rerr = syscall.Read(int(fd), buf[:])
-		if rerr == syscall.EAGAIN {
-			readBuffers.put(buf)
-			buf = nil
-			return false // wait for input, holding no buffer
+	if err := rc.Read(c.readFd); err != nil { // deadline, closed
+		if c.readBuf != nil {
+			readBuffers.put(c.readBuf)
+			c.readBuf = nil
 		}
-		return true
-	})
+		return err
+	}
+	return c.readDone()
+}
+
+// readFd is readPending's read of the socket: false (wait) while it has no
+// input. The result is left in readBuf, readN and readErr.
+func (c *coalescingConn) readFd(fd uintptr) bool {
+	c.readBuf = readBuffers.get()
+	c.readN, c.readErr = syscall.Read(int(fd), c.readBuf[:])
+	if c.readErr == syscall.EAGAIN {
+		readBuffers.put(c.readBuf)
+		c.readBuf = nil
+		return false // wait for input, holding no buffer
+	}
+	return true
+}
+
+// readDone makes what readFd read pending, or returns its error.
+func (c *coalescingConn) readDone() error {
+	buf, n, rerr := c.readBuf, c.readN, c.readErr
+	c.readErr = nil
 	switch {
-	case err != nil: // deadline, closed
-		if buf != nil {
-			readBuffers.put(buf)
-		}
-		return 0, err
 	case rerr == syscall.EINTR:
-		readBuffers.put(buf)
-		return 0, nil
 	case rerr != nil:
+		err := &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
 		readBuffers.put(buf)
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+		c.readBuf = nil
+		return err
 	case n == 0:
 		readBuffers.put(buf)
-		return 0, io.EOF
+		c.readBuf = nil
+		return io.EOF
+	default:
+		c.pending = buf[:n]
+		return nil
 	}
-	m := copy(p, buf[:n])
-	if m < n {
-		c.pending, c.readBuf = buf[m:n], buf
-	} else {
-		readBuffers.put(buf)
-	}
-	return m, nil
+	readBuffers.put(buf)
+	c.readBuf = nil
+	return nil
 }
 
 // Close writes what waits (a CONNACK refusing the client, a DISCONNECT),

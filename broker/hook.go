@@ -85,10 +85,8 @@ func (h *hook) Provides(b byte) bool {
 // state returns the broker's record of cl, nil for clients restored from
 // disk and not connected since.
 func (b *Broker) state(cl *mqtt.Client) *clientState {
-	if v, ok := b.clients.Load(cl); ok {
-		return v.(*clientState)
-	}
-	return nil
+	st, _ := cl.HookData.Load().(*clientState)
+	return st
 }
 
 // aclClient is who cl is for the acl file. A client without a username is
@@ -216,7 +214,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	st.authed = true
 	_, st.bridge = b.bridgeConns.LoadAndDelete(cl)
-	b.clients.Store(cl, st)
+	cl.HookData.Store(st)
 
 	// Flow control: mochi's own outbound quota loses messages once the
 	// client's Receive Maximum is reached (queued messages are removed from
@@ -463,7 +461,7 @@ func remoteOf(cl *mqtt.Client) string {
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	b := h.b
 	st := b.state(cl)
-	b.clients.Delete(cl)
+	cl.HookData.Store((*clientState)(nil))
 	if st != nil && st.window != nil {
 		st.window.close()
 	}
@@ -687,7 +685,7 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 			b.dropInflight(cl, pk.PacketID)
 		}
 		pk.FixedHeader.Type = 0
-		if cc != nil && queued(cl) == 0 {
+		if cc != nil && cl.QueuedWrites() == 0 {
 			cc.Write(nil) // what the previous deliveries held leaves now
 		}
 		return pk
@@ -697,7 +695,7 @@ func (b *Broker) deliver(cl *mqtt.Client, pk packets.Packet) packets.Packet {
 		// connection and the last writes them all. Not for a client with
 		// a Maximum Packet Size, where mochi may still refuse to write a
 		// packet after this point (and no write would follow).
-		cc.hold.Store(cl.Properties.Props.MaximumPacketSize == 0 && queued(cl) > 0)
+		cc.hold.Store(cl.Properties.Props.MaximumPacketSize == 0 && cl.QueuedWrites() > 0)
 	}
 	if pk.FixedHeader.Qos == 0 {
 		return pk

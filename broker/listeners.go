@@ -149,13 +149,15 @@ func hostOnly(addr string) string {
 	return addr
 }
 
-func (l *listener) Serve(establish listeners.EstablishFn) {
+// Serve accepts connections and hands each to the broker, which calls
+// mochi's EstablishConnection (the function given here) directly.
+func (l *listener) Serve(listeners.EstablishFn) {
 	ln := l.ln
 	if l.tls != nil {
 		ln = tls.NewListener(ln, l.tls.serverConfig())
 	}
 	if l.cfg.Protocol == "websockets" {
-		l.serveWebsockets(ln, establish)
+		l.serveWebsockets(ln)
 		return
 	}
 	for {
@@ -173,23 +175,36 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		l.b.log.logf(logNotice, "New connection from %s on port %d.", connAddr(conn.RemoteAddr()), l.cfg.Port)
-		go func() {
-			defer l.conns.Add(-1)
-			if tc, ok := conn.(*tls.Conn); ok {
-				// Handshake now, with a deadline, so a silent client cannot
-				// hold a connection slot; errors are logged as Mosquitto does.
-				tc.SetDeadline(time.Now().Add(10 * time.Second))
-				if err := tc.Handshake(); err != nil {
-					l.b.log.logf(logNotice, "OpenSSL Error[0]: %v", err)
-					l.b.log.logf(logNotice, "Client <unknown> disconnected: protocol error.")
-					conn.Close()
-					return
-				}
-				tc.SetDeadline(time.Time{})
-			}
-			l.b.establish(l.ID(), conn, establish)
-		}()
+		go l.serveConn(conn)
 	}
+}
+
+// serveConn runs one connection: the TLS handshake, then the client. The
+// goroutine idles below this frame while the client is connected, so the
+// handshake is a call of its own (see Broker.establish).
+func (l *listener) serveConn(conn net.Conn) {
+	defer l.conns.Add(-1)
+	if tc, ok := conn.(*tls.Conn); ok && !l.handshake(tc) {
+		return
+	}
+	l.b.establish(l.ID(), conn)
+}
+
+// handshake completes a TLS handshake now, with a deadline, so a silent
+// client cannot hold a connection slot; errors are logged as Mosquitto
+// does.
+//
+//go:noinline
+func (l *listener) handshake(tc *tls.Conn) bool {
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		l.b.log.logf(logNotice, "OpenSSL Error[0]: %v", err)
+		l.b.log.logf(logNotice, "Client <unknown> disconnected: protocol error.")
+		tc.Close()
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	return true
 }
 
 func connAddr(a net.Addr) string {
@@ -205,7 +220,7 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-func (l *listener) serveWebsockets(ln net.Listener, establish listeners.EstablishFn) {
+func (l *listener) serveWebsockets(ln net.Listener) {
 	l.http = &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          nil,
@@ -225,7 +240,7 @@ func (l *listener) serveWebsockets(ln net.Listener, establish listeners.Establis
 				return
 			}
 			l.b.log.logf(logNotice, "New connection from %s on port %d.", r.RemoteAddr, l.cfg.Port)
-			l.b.establish(l.ID(), &wsConn{Conn: ws.NetConn(), ws: ws}, establish)
+			l.b.establish(l.ID(), &wsConn{Conn: ws.NetConn(), ws: ws})
 		}),
 	}
 	err := l.http.Serve(ln)

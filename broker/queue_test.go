@@ -1,20 +1,23 @@
 package broker
 
 import (
+	"bufio"
+	"io"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// queued reads mochi's per-client queue: this fails when mochi's layout
-// changes under the hook (and writes are then no longer held, see
-// coalescingConn.hold).
+// The engine's per-client queue (third_party/mochi, outboundQueue): it
+// holds at most MaximumClientWritesPending packets, keeps their order, and
+// its writer goroutine runs only while something is queued, so an idle
+// client costs no goroutine of its own for writing.
 func TestOutboundQueue(t *testing.T) {
-	if !outboundKnown {
-		t.Fatal("mochi's ClientState has no field outbound of type chan *packets.Packet any more")
-	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = 4
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true})
@@ -25,20 +28,86 @@ func TestOutboundQueue(t *testing.T) {
 	defer conn.Close()
 	defer peer.Close()
 	cl := srv.NewClient(conn, "t", "c", false)
-	if n := queued(cl); n != 0 {
+	if n := cl.QueuedWrites(); n != 0 {
 		t.Fatalf("a new client has %d queued", n)
 	}
-	// mochi's own enqueueing: a message published to a subscriber whose
-	// write loop is not running stays in its queue.
 	srv.Clients.Add(cl)
 	srv.Topics.Subscribe(cl.ID, packets.Subscription{Filter: "q/#"})
-	for range 3 {
-		if err := srv.Publish("q/x", []byte("m"), false, 0); err != nil {
+
+	// The first message's writer blocks in the pipe (nobody reads yet);
+	// the next four wait in the queue, the sixth is dropped.
+	publish := func(topic string) {
+		t.Helper()
+		if err := srv.Publish(topic, []byte("m"), false, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := queued(cl); n != 3 {
-		t.Fatalf("queued = %d after 3 messages to a client that does not write, want 3", n)
+	publish("q/0")
+	waitFor(t, "the writer took the first message", func() bool { return cl.QueuedWrites() == 0 })
+	if n := writers(); n != 1 {
+		t.Fatalf("%d writer goroutines while writing, want 1", n)
+	}
+	for _, topic := range []string{"q/1", "q/2", "q/3", "q/4", "q/5"} {
+		publish(topic)
+	}
+	if n := cl.QueuedWrites(); n != 4 {
+		t.Fatalf("queued = %d, want 4 (the limit)", n)
+	}
+	if d := srv.Info.MessagesDropped; d != 1 {
+		t.Fatalf("dropped = %d, want 1", d)
+	}
+	r := bufio.NewReader(peer)
+	for _, want := range []string{"q/0", "q/1", "q/2", "q/3", "q/4"} {
+		peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+		pk, err := readPacket(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pk.TopicName != want {
+			t.Fatalf("got %q, want %q", pk.TopicName, want)
+		}
+	}
+	waitFor(t, "the writer ended with the queue empty", func() bool { return writers() == 0 })
+	if n := cl.QueuedWrites(); n != 0 {
+		t.Fatalf("queued = %d after all were read", n)
+	}
+}
+
+// writers counts the goroutines running the engine's writer.
+func writers() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "v2.(*Client).writeOutbound(")
+}
+
+// readPacket reads one MQTT 3.1.1 PUBLISH from r.
+func readPacket(r *bufio.Reader) (packets.Packet, error) {
+	var pk packets.Packet
+	b, err := r.ReadByte()
+	if err != nil {
+		return pk, err
+	}
+	if err := pk.FixedHeader.Decode(b); err != nil {
+		return pk, err
+	}
+	n, _, err := packets.DecodeLength(r)
+	if err != nil {
+		return pk, err
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return pk, err
+	}
+	pk.ProtocolVersion = 4
+	pk.FixedHeader.Remaining = n
+	return pk, pk.PublishDecode(body)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
 	}
 }
 

@@ -7,7 +7,6 @@ package mqtt
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/rs/xid"
 
+	"github.com/mochi-mqtt/server/v2/mempool"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -103,12 +103,15 @@ func (cl *Clients) GetByListener(id string) []*Client {
 
 // Client contains information about a client known by the broker.
 type Client struct {
-	Properties   ClientProperties // client properties
-	State        ClientState      // the operational state of the client.
-	Net          ClientConnection // network connection state of the client
-	ID           string           // the client id.
-	ops          *ops             // ops provides a reference to server ops.
-	sync.RWMutex                  // mutex
+	Properties ClientProperties // client properties
+	State      ClientState      // the operational state of the client.
+	Net        ClientConnection // network connection state of the client
+	ID         string           // the client id.
+	// HookData is what the server's hooks keep for the client (mqttgen: its
+	// hook's state, which it kept in a map keyed by client).
+	HookData     atomic.Value
+	ops          *ops // ops provides a reference to server ops.
+	sync.RWMutex      // mutex
 }
 
 // ClientConnection contains the connection transport and metadata for the client.
@@ -143,41 +146,38 @@ type Will struct {
 
 // ClientState tracks the state of the client.
 type ClientState struct {
-	TopicAliases    TopicAliases         // a map of topic aliases
-	stopCause       atomic.Value         // reason for stopping
-	Inflight        *Inflight            // a map of in-flight qos messages
-	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
-	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        chan *packets.Packet // queue for pending outbound packets
-	endOnce         sync.Once            // only end once
-	isTakenOver     atomic.Bool          // used to identify orphaned clients
-	packetID        uint32               // the current highest packetID
-	open            context.Context      // indicate that the client is open for packet exchange
-	cancelOpen      context.CancelFunc   // cancel function for open context
-	outboundQty     int32                // number of messages currently in the outbound queue
-	Keepalive       uint16               // the number of seconds the connection can wait
-	ServerKeepalive bool                 // keepalive was set by the server
+	TopicAliases    TopicAliases   // a map of topic aliases
+	stopCause       atomic.Value   // reason for stopping
+	Inflight        *Inflight      // a map of in-flight qos messages
+	Subscriptions   *Subscriptions // a map of the subscription filters a client maintains
+	disconnected    int64          // the time the client disconnected in unix time, for calculating expiry
+	outbound        outboundQueue  // queue for pending outbound packets
+	endOnce         sync.Once      // only end once
+	isTakenOver     atomic.Bool    // used to identify orphaned clients
+	packetID        uint32         // the current highest packetID
+	open            atomic.Bool    // indicate that the client is open for packet exchange (mqttgen: was a context, a hundred bytes a client for one flag)
+	outboundQty     int32          // number of messages currently in the outbound queue
+	Keepalive       uint16         // the number of seconds the connection can wait
+	ServerKeepalive bool           // keepalive was set by the server
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
 // for creating new clients, but it lives here because it's not dependent.
 func newClient(c net.Conn, o *ops) *Client {
-	ctx, cancel := context.WithCancel(context.Background())
 	cl := &Client{
 		State: ClientState{
 			Inflight:      NewInflights(),
 			Subscriptions: NewSubscriptions(),
 			TopicAliases:  NewTopicAliases(o.options.Capabilities.TopicAliasMaximum),
-			open:          ctx,
-			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
+			outbound:      outboundQueue{max: int(o.options.Capabilities.MaximumClientWritesPending)},
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
 		},
 		ops: o,
 	}
+	cl.State.open.Store(true)
 
 	if c != nil {
 		cl.Net = ClientConnection{
@@ -190,20 +190,95 @@ func newClient(c net.Conn, o *ops) *Client {
 	return cl
 }
 
-// WriteLoop ranges over pending outbound messages and writes them to the client connection.
-func (cl *Client) WriteLoop() {
+// keptOutbound is the largest queue kept for reuse once empty: a client
+// receiving now and then keeps 128 bytes, not what a burst grew.
+const keptOutbound = 16
+
+// outboundQueue holds the packets waiting for a client's writer.
+//
+// mqttgen: mochi gave every client a channel of MaximumClientWritesPending
+// slots (8 KiB at the default 1,024) and a goroutine ranging over it (4 KiB
+// of stack) for as long as it was connected, which was most of what an idle
+// connection cost. The queue grows as packets arrive and is released when it
+// empties; its writer runs only while there is something to write.
+type outboundQueue struct {
+	mu      sync.Mutex
+	pks     []*packets.Packet
+	head    int  // pks[head:] wait
+	max     int  // the most that may wait; more are refused
+	writing bool // a writer goroutine runs
+}
+
+// Len is the number of packets waiting for the writer.
+func (q *outboundQueue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pks) - q.head
+}
+
+// push queues pk for the client's writer and starts the writer if none
+// runs. It reports false, queueing nothing, when max packets wait already.
+func (cl *Client) pushOutbound(pk *packets.Packet) bool {
+	q := &cl.State.outbound
+	q.mu.Lock()
+	if len(q.pks)-q.head >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.pks = append(q.pks, pk)
+	atomic.AddInt32(&cl.State.outboundQty, 1)
+	start := !q.writing
+	q.writing = true
+	q.mu.Unlock()
+	if start {
+		go cl.writeOutbound()
+	}
+	return true
+}
+
+// popOutbound returns the next packet to write, or nil when none waits or
+// the client is closed; the writer ends then (and the queue's memory is
+// released).
+func (cl *Client) popOutbound() *packets.Packet {
+	q := &cl.State.outbound
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.pks) || cl.Closed() {
+		atomic.AddInt32(&cl.State.outboundQty, -int32(len(q.pks)-q.head))
+		clear(q.pks[q.head:])
+		if cap(q.pks) > keptOutbound {
+			q.pks = nil
+		}
+		q.pks, q.head, q.writing = q.pks[:0], 0, false
+		return nil
+	}
+	pk := q.pks[q.head]
+	q.pks[q.head] = nil
+	q.head++
+	return pk
+}
+
+// writeOutbound writes the queued packets to the client connection until
+// the queue is empty.
+func (cl *Client) writeOutbound() {
 	for {
-		select {
-		case pk := <-cl.State.outbound:
-			if err := cl.WritePacket(*pk); err != nil {
-				// TODO : Figure out what to do with error
-				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
-			}
-			atomic.AddInt32(&cl.State.outboundQty, -1)
-		case <-cl.State.open.Done():
+		pk := cl.popOutbound()
+		if pk == nil {
 			return
 		}
+		if err := cl.WritePacket(*pk); err != nil {
+			// TODO : Figure out what to do with error
+			cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
+		}
+		atomic.AddInt32(&cl.State.outboundQty, -1)
 	}
+}
+
+// QueuedWrites is the number of packets queued for the client and not yet
+// handed to WritePacket (mqttgen: its connection holds a write while more
+// follow).
+func (cl *Client) QueuedWrites() int {
+	return cl.State.outbound.Len()
 }
 
 // ParseConnect parses the connect parameters and properties for a client.
@@ -371,22 +446,68 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 		}
 
 		cl.refreshDeadline(cl.State.Keepalive)
+		if w, ok := cl.Net.Conn.(readWaiter); ok && cl.Net.bconn != nil && cl.Net.bconn.Buffered() == 0 {
+			// Waiting for input, the client keeps no read buffer.
+			size := cl.Net.bconn.Size()
+			cl.Net.bconn.Reset(nil)
+			readers.Put(cl.Net.bconn)
+			cl.Net.bconn = nil
+			if err = w.WaitReadable(); err != nil {
+				return err
+			}
+			cl.Net.bconn = newReader(cl.Net.Conn, size)
+		}
 		fh := new(packets.FixedHeader)
 		err = cl.ReadFixedHeader(fh)
 		if err != nil {
 			return err
 		}
 
-		pk, err := cl.ReadPacket(fh)
-		if err != nil {
-			return err
-		}
-
-		err = packetHandler(cl, pk) // Process inbound packet.
+		err = cl.handlePacket(fh, packetHandler)
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// writeBuffers recycles the buffers WritePacket encodes into (mqttgen:
+// mochi grew a new one from nothing for every packet written, a tenth of
+// its CPU time for 4 KiB messages). A Write must not retain what it is
+// given (io.Writer), and OnPacketSent hooks see the bytes during the call
+// only, so a buffer is free again when WritePacket returns.
+var writeBuffers = mempool.NewBuffer(64 << 10)
+
+// readers recycles the buffered readers of clients waiting for input.
+var readers sync.Pool
+
+// newReader returns a buffered reader of size bytes reading c.
+func newReader(c io.Reader, size int) *bufio.Reader {
+	if r, ok := readers.Get().(*bufio.Reader); ok && r.Size() == size {
+		r.Reset(c)
+		return r
+	}
+	return bufio.NewReaderSize(c, size)
+}
+
+// readWaiter is a connection that can wait for input in a shallower call
+// than the buffered reader's Read (mqttgen: its connection wrapper), where
+// an idle client's goroutine then waits (see Server.attachClient).
+type readWaiter interface {
+	WaitReadable() error
+}
+
+// handlePacket reads the packet whose header is fh and processes it. Its own
+// function so that the packet is not on the stack of a client waiting for its
+// next packet (see Server.attachClient).
+//
+//go:noinline
+func (cl *Client) handlePacket(fh *packets.FixedHeader, packetHandler ReadFn) error {
+	pk, err := cl.ReadPacket(fh)
+	if err != nil {
+		return err
+	}
+
+	return packetHandler(cl, pk) // Process inbound packet.
 }
 
 // Stop instructs the client to shut down all processing goroutines and disconnect.
@@ -401,9 +522,7 @@ func (cl *Client) Stop(err error) {
 			cl.State.stopCause.Store(err)
 		}
 
-		if cl.State.cancelOpen != nil {
-			cl.State.cancelOpen()
-		}
+		cl.State.open.Store(false)
 
 		atomic.StoreInt64(&cl.State.disconnected, time.Now().Unix())
 	})
@@ -424,7 +543,7 @@ func (cl *Client) StopTime() int64 {
 
 // Closed returns true if client connection is closed.
 func (cl *Client) Closed() bool {
-	return cl.State.open == nil || cl.State.open.Err() != nil
+	return !cl.State.open.Load()
 }
 
 func (cl *Client) IsTakenOver() bool {
@@ -556,7 +675,8 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	pk = cl.ops.hooks.OnPacketEncode(cl, pk)
 
 	var err error
-	buf := new(bytes.Buffer)
+	buf := writeBuffers.Get()
+	defer writeBuffers.Put(buf)
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		err = pk.ConnectEncode(buf)
@@ -602,7 +722,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		if cl.State.outbound.Len() == 0 {
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}
