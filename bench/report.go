@@ -300,7 +300,7 @@ func Markdown(rep *Report) string {
 	m := rep.Machine
 	w("- Machine: %s, %d cores, Linux %s, %s; commit %s (%s).\n", m.CPU, m.Cores, m.Kernel, m.Go, m.Commit, m.TreeState)
 	w("- Pinning (taskset): load generator (`mqttbench`, paho.mqtt.golang MQTT 3.1.1 clients) on CPU %s; each broker on CPU %s. Both brokers run during the scenarios, one under load at a time; the other is idle.\n", c.LoadCPU, c.BrokerCPU)
-	w("- Brokers: Debian's Mosquitto %s (`mosquitto -c`) and the bundled broker (`mqttgen broker -c`, mochi-mqtt 2.7.9, GOMAXPROCS 1 from the pinning; broker/ %s), on 127.0.0.1, open-file limit %d.\n", rep.Mosquitto, m.BrokerTree, m.FileLimit)
+	w("- Brokers: Debian's Mosquitto %s (`mosquitto -c`) and the bundled broker (`mqttgen broker -c`, mochi-mqtt 2.7.9 as kept in third_party/mochi, GOMAXPROCS 1 from the pinning; broker/ and third_party/mochi: %s), on 127.0.0.1, open-file limit %d.\n", rep.Mosquitto, m.BrokerTree, m.FileLimit)
 	w("- Files: the bench home (%d devices, a `collector` and a `homeassistant` user, the reference home's patterns) rendered once with `mqttgen render --local`; both brokers read the same passwd and acl. The bundled broker's copy of mosquitto.conf differs in one line:\n\n```diff\n%s```\n\n", BenchDevices, rep.ConfDiff)
 	w("- Load average before %s, after %s (1, 5, 15 min).", m.LoadBefore, m.LoadAfter)
 	if len(m.Busy) > 0 {

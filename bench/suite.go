@@ -96,9 +96,9 @@ type Machine struct {
 	Busy       []string `json:"busy,omitempty"` // heavy processes seen before the run
 	BusyAfter  []string `json:"busy_after,omitempty"`
 	Waited     string   `json:"waited,omitempty"`
-	// BrokerTree identifies the broker/ sources the bundled broker was
-	// built from (they change often): the last commit touching broker/
-	// and a digest of the files as they were.
+	// BrokerTree identifies the sources the bundled broker was built from
+	// (broker/ and third_party/mochi, which change often): the last commit
+	// touching them and a digest of the files as they were.
 	BrokerTree string `json:"broker_tree"`
 	FileLimit  uint64 `json:"file_limit"`
 }
@@ -471,30 +471,37 @@ func machine() Machine {
 	return m
 }
 
-// brokerTree names the broker/ sources: the last commit that touched
-// them and a SHA-256 over every file under broker/ (path and content).
+// brokerDirs are the sources of the bundled broker: its package and the
+// engine mqttgen keeps.
+var brokerDirs = []string{"broker", "third_party/mochi"}
+
+// brokerTree names the bundled broker's sources: the last commit that
+// touched them and a SHA-256 over every file under brokerDirs (path and
+// content).
 func brokerTree() string {
 	commit := "?"
-	if o, err := exec.Command("git", "log", "-1", "--format=%h", "--", "broker").Output(); err == nil && len(o) > 0 {
+	if o, err := exec.Command("git", append([]string{"log", "-1", "--format=%h", "--"}, brokerDirs...)...).Output(); err == nil && len(o) > 0 {
 		commit = strings.TrimSpace(string(o))
 	}
 	h := sha256.New()
 	n := 0
-	filepath.WalkDir("broker", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	for _, dir := range brokerDirs {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
+			h.Write(data)
+			n++
 			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(data))
-		h.Write(data)
-		n++
-		return nil
-	})
+		})
+	}
 	state := "as committed"
-	if o, err := exec.Command("git", "status", "--porcelain", "--", "broker").Output(); err == nil && len(bytes.TrimSpace(o)) > 0 {
+	if o, err := exec.Command("git", append([]string{"status", "--porcelain", "--"}, brokerDirs...)...).Output(); err == nil && len(bytes.TrimSpace(o)) > 0 {
 		state = "with uncommitted changes"
 	}
 	return fmt.Sprintf("last commit %s, %s; %d files, sha256 %x", commit, state, n, h.Sum(nil)[:6])
