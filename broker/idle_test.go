@@ -14,8 +14,12 @@ import (
 
 // connectIdle connects n authenticated MQTT 3.1.1 clients (keepalive 10
 // minutes) that then stay idle; they are closed at the end of the test.
-func connectIdle(t *testing.T, tb *testBroker, n int) {
+// It returns the memory statistics from before the first, after a
+// collection.
+func connectIdle(t *testing.T, tb *testBroker, n int) (before runtime.MemStats) {
 	t.Helper()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	conns := make([]net.Conn, 0, n)
 	t.Cleanup(func() {
 		for _, c := range conns {
@@ -44,6 +48,7 @@ func connectIdle(t *testing.T, tb *testBroker, n int) {
 			t.Fatalf("CONNACK %x %v", ack, err)
 		}
 	}
+	return before
 }
 
 // perConn is the growth of the heap and of the goroutine stacks from
@@ -58,16 +63,13 @@ func perConn(before, after *runtime.MemStats, n int) (heap, stack int64) {
 // goroutine, no read or write buffer, and about 3 KB of heap, the test's
 // own sockets included (docs/broker.md, Memory per idle connection).
 func TestIdleConnectionCost(t *testing.T) {
-	tb := newTestBroker(t, "user alice\ntopic readwrite #\n", "max_queued_messages 1000\n")
 	const n = 1000
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	connectIdle(t, tb, n)
+	before := connectIdle(t, newTestBroker(t, "user alice\ntopic readwrite #\n", "max_queued_messages 1000\n"), n)
 	// A collection halves a stack at most once.
 	for range 3 {
 		runtime.GC()
 	}
+	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	heap, stack := perConn(&before, &after, n)
 	t.Logf("per idle authenticated connection: heap %d B, stacks %d B", heap, stack)
@@ -86,12 +88,9 @@ func TestIdleConnectionCost(t *testing.T) {
 // without a collection of the test's, the stacks that grew while the
 // clients connected shrink (trimLoop).
 func TestTrimAfterBurst(t *testing.T) {
-	tb := newTestBroker(t, "user alice\ntopic readwrite #\n", "")
 	const n = 1000
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	connectIdle(t, tb, n)
+	before := connectIdle(t, newTestBroker(t, "user alice\ntopic readwrite #\n", ""), n)
+	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	_, grown := perConn(&before, &after, n)
 	var stack int64

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"bufio"
-	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -56,10 +54,15 @@ func TestOutboundQueue(t *testing.T) {
 	if d := srv.Info.MessagesDropped; d != 1 {
 		t.Fatalf("dropped = %d, want 1", d)
 	}
-	r := bufio.NewReader(peer)
+	// The engine's own reading, on the other end of the pipe.
+	r := srv.NewClient(peer, "t", "reader", false)
 	for _, want := range []string{"q/0", "q/1", "q/2", "q/3", "q/4"} {
 		peer.SetReadDeadline(time.Now().Add(5 * time.Second))
-		pk, err := readPacket(r)
+		var fh packets.FixedHeader
+		if err := r.ReadFixedHeader(&fh); err != nil {
+			t.Fatal(err)
+		}
+		pk, err := r.ReadPacket(&fh)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,29 +80,6 @@ func TestOutboundQueue(t *testing.T) {
 func writers() int {
 	buf := make([]byte, 1<<20)
 	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "v2.(*Client).writeOutbound(")
-}
-
-// readPacket reads one MQTT 3.1.1 PUBLISH from r.
-func readPacket(r *bufio.Reader) (packets.Packet, error) {
-	var pk packets.Packet
-	b, err := r.ReadByte()
-	if err != nil {
-		return pk, err
-	}
-	if err := pk.FixedHeader.Decode(b); err != nil {
-		return pk, err
-	}
-	n, _, err := packets.DecodeLength(r)
-	if err != nil {
-		return pk, err
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return pk, err
-	}
-	pk.ProtocolVersion = 4
-	pk.FixedHeader.Remaining = n
-	return pk, pk.PublishDecode(body)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
