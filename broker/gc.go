@@ -72,10 +72,13 @@ func armGCTuner() {
 
 // trimInterval is how often the broker looks for a quiet moment to give
 // memory back; trimMinAlloc is how much must have been allocated since the
-// last time for a collection to be worth it.
+// last time for a collection to be worth it, and trimSpacing how long
+// after the last time it may come again (a large broker whose traffic
+// pauses every other second would otherwise collect every other second).
 const (
 	trimInterval = time.Second
 	trimMinAlloc = 4 << 20
+	trimSpacing  = 10 * time.Second
 )
 
 // trimLoop gives memory back to the system once the broker falls quiet
@@ -92,6 +95,7 @@ func (b *Broker) trimLoop() {
 	t := time.NewTicker(trimInterval)
 	defer t.Stop()
 	last, trimmed := b.activity(), heapAllocs()
+	var lastTrim time.Time
 	for {
 		select {
 		case <-b.done:
@@ -103,7 +107,7 @@ func (b *Broker) trimLoop() {
 			last = a
 			continue
 		}
-		if heapAllocs()-trimmed < trimMinAlloc {
+		if heapAllocs()-trimmed < trimMinAlloc || time.Since(lastTrim) < trimSpacing {
 			continue
 		}
 		// A collection halves a stack at most once: two, then the one
@@ -111,7 +115,7 @@ func (b *Broker) trimLoop() {
 		runtime.GC()
 		runtime.GC()
 		debug.FreeOSMemory()
-		trimmed = heapAllocs()
+		trimmed, lastTrim = heapAllocs(), time.Now()
 	}
 }
 

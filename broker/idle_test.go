@@ -51,6 +51,14 @@ func connectIdle(t *testing.T, tb *testBroker, n int) (before runtime.MemStats) 
 	return before
 }
 
+// skipUnderRace skips a test of stack sizes under the race detector, whose
+// instrumentation enlarges every frame.
+func skipUnderRace(t *testing.T) {
+	if raceEnabled {
+		t.Skip("stack sizes under the race detector are not the broker's: run without -race")
+	}
+}
+
 // perConn is the growth of the heap and of the goroutine stacks from
 // before to after, per connection.
 func perConn(before, after *runtime.MemStats, n int) (heap, stack int64) {
@@ -63,6 +71,7 @@ func perConn(before, after *runtime.MemStats, n int) (heap, stack int64) {
 // goroutine, no read or write buffer, and about 3 KB of heap, the test's
 // own sockets included (docs/broker.md, Memory per idle connection).
 func TestIdleConnectionCost(t *testing.T) {
+	skipUnderRace(t)
 	const n = 1000
 	before := connectIdle(t, newTestBroker(t, "user alice\ntopic readwrite #\n", "max_queued_messages 1000\n"), n)
 	// A collection halves a stack at most once.
@@ -88,6 +97,7 @@ func TestIdleConnectionCost(t *testing.T) {
 // without a collection of the test's, the stacks that grew while the
 // clients connected shrink (trimLoop).
 func TestTrimAfterBurst(t *testing.T) {
+	skipUnderRace(t)
 	const n = 1000
 	before := connectIdle(t, newTestBroker(t, "user alice\ntopic readwrite #\n", ""), n)
 	var after runtime.MemStats
