@@ -5,6 +5,8 @@
 package mqtt
 
 import (
+	"hash/fnv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -322,19 +324,39 @@ type Subscribers struct {
 	InlineSubscriptions map[int]InlineSubscription
 }
 
+// sharedTurns counts the messages of shared subscription groups, by a hash
+// of the group, for SelectShared's rotation: bounded memory whatever groups
+// clients make; two groups sharing a counter still rotate.
+var sharedTurns [256]atomic.Uint64
+
 // SelectShared returns one subscriber for each shared subscription group.
+//
+// mqttgen: the subscribers of a group take turns in the order of their
+// client ids (Mosquitto rotates too). mochi took the first of a map
+// iteration, which Go starts at one of eight slots: with two subscribers one
+// got seven messages in eight.
 func (s *Subscribers) SelectShared() {
 	s.SharedSelected = map[string]packets.Subscription{}
-	for _, subs := range s.Shared {
-		for client, sub := range subs {
-			cls, ok := s.SharedSelected[client]
-			if !ok {
-				cls = sub
-			}
-
-			s.SharedSelected[client] = cls.Merge(sub)
-			break
+	for group, subs := range s.Shared {
+		if len(subs) == 0 {
+			continue
 		}
+		ids := make([]string, 0, len(subs))
+		for id := range subs {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		h := fnv.New32a()
+		h.Write([]byte(group))
+		turn := sharedTurns[h.Sum32()%uint32(len(sharedTurns))].Add(1) - 1
+		client := ids[turn%uint64(len(ids))]
+		sub := subs[client]
+		cls, ok := s.SharedSelected[client]
+		if !ok {
+			cls = sub
+		}
+
+		s.SharedSelected[client] = cls.Merge(sub)
 	}
 }
 
