@@ -224,23 +224,16 @@ func Create(ctx context.Context, cli *client.Client, opts Options) (*Result, err
 	var files, secrets []File
 	for _, f := range config {
 		f.Path = ConfigPrefix + f.Path
+		if what := secretFile(f); what != "" {
+			reason := what + ": only --with-secrets stores it, encrypted"
+			if opts.WithSecrets {
+				secrets = append(secrets, f)
+				reason = what + ": in " + SecretsName + ", encrypted"
+			}
+			m.Omitted = append(m.Omitted, Omitted{Path: f.Path, Reason: reason, SHA256: digest(f.Data), Mode: modeString(f.Mode), UID: f.UID, GID: f.GID})
+			continue
+		}
 		switch {
-		case isPrivateKey(f.Data):
-			reason := "a private key: only --with-secrets stores it, encrypted"
-			if opts.WithSecrets {
-				secrets = append(secrets, f)
-				reason = "a private key: in " + SecretsName + ", encrypted"
-			}
-			m.Omitted = append(m.Omitted, Omitted{Path: f.Path, Reason: reason, SHA256: digest(f.Data), Mode: modeString(f.Mode), UID: f.UID, GID: f.GID})
-			continue
-		case isProbeLogin(f.Path):
-			reason := "the healthcheck's password: only --with-secrets stores it, encrypted"
-			if opts.WithSecrets {
-				secrets = append(secrets, f)
-				reason = "the healthcheck's password: in " + SecretsName + ", encrypted"
-			}
-			m.Omitted = append(m.Omitted, Omitted{Path: f.Path, Reason: reason, SHA256: digest(f.Data), Mode: modeString(f.Mode), UID: f.UID, GID: f.GID})
-			continue
 		case strings.HasSuffix(f.Path, ".conf"):
 			if red, what := redactConf(f.Data); what != nil {
 				if opts.WithSecrets {

@@ -22,6 +22,18 @@ func isPrivateKey(data []byte) bool { return bytes.Contains(data, []byte("PRIVAT
 // ConfigPrefix as rendered).
 func isProbeLogin(p string) bool { return p == generators.ProbeLoginPath }
 
+// secretFile names what secret an archive entry is, "" for none: a backup
+// stores it only with --with-secrets, encrypted.
+func secretFile(f File) string {
+	switch {
+	case isPrivateKey(f.Data):
+		return "a private key"
+	case isProbeLogin(f.Path):
+		return "the healthcheck's password"
+	}
+	return ""
+}
+
 // redactConf replaces the values of secret options of a mosquitto.conf and
 // names each one replaced (with its bridge).
 func redactConf(data []byte) ([]byte, []string) {

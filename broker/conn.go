@@ -338,18 +338,22 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WaitsForInput reports whether WaitReadable waits for input: only on a
+// TCP connection; TLS and WebSockets connections wait in Read.
+func (c *coalescingConn) WaitsForInput() bool {
+	_, ok := c.Conn.(*net.TCPConn)
+	return ok
+}
+
 // WaitReadable waits until the connection has input, which the next Read
 // returns. The engine's read loop (third_party/mochi, Client.Read) calls it
 // when its buffered reader is empty: an idle connection's goroutine waits
 // here, a few calls deep, rather than under the buffered reader, so that
 // its stack shrinks to the runtime's 4 KiB (docs/broker.md, Memory per idle
-// connection). Only a TCP connection waits here; others wait in Read.
+// connection).
 func (c *coalescingConn) WaitReadable() error {
-	if len(c.pending) > 0 {
-		return nil
-	}
 	tc, ok := c.Conn.(*net.TCPConn)
-	if !ok {
+	if !ok || len(c.pending) > 0 {
 		return nil
 	}
 	if err := c.beginRead(); err != nil {

@@ -58,10 +58,8 @@ type gcSentinel [32]byte
 
 func armGCTuner() {
 	runtime.AddCleanup(new(gcSentinel), func(struct{}) {
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		metrics.Read(sample)
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			if p := gcPercent(sample[0].Value.Uint64()); p != gcSet {
+		if live, ok := runtimeMetric("/gc/heap/live:bytes"); ok {
+			if p := gcPercent(live); p != gcSet {
 				gcSet = p
 				debug.SetGCPercent(p)
 			}
@@ -127,10 +125,16 @@ func (b *Broker) activity() int64 {
 
 // heapAllocs is the number of bytes allocated since the process started.
 func heapAllocs() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	n, _ := runtimeMetric("/gc/heap/allocs:bytes")
+	return n
+}
+
+// runtimeMetric reads one of the runtime's uint64 metrics.
+func runtimeMetric(name string) (uint64, bool) {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+		return 0, false
 	}
-	return s[0].Value.Uint64()
+	return s[0].Value.Uint64(), true
 }

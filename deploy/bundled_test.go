@@ -218,14 +218,7 @@ func TestBundledEngine(t *testing.T) {
 	publish(t, lamp, "home/lamp/state", "off", true)
 	receive(t, msgs, "off")
 	admin.Disconnect(100)
-	o, err := deploy.Observe(ctx, cli, d.Project, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp, err := deploy.PlanRestore(ctx, cli, d, o, a, deploy.RestoreOptions{})
-	if err != nil {
-		t.Fatalf("plan the restore: %v", err)
-	}
+	rp := planRestore(t, cli, d, a)
 	if _, err := deploy.Restore(ctx, cli, d, rp, deploy.Options{ReadyTimeout: 15 * time.Second}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}

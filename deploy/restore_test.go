@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/mqttgen/mqttgen/backup"
 	"github.com/mqttgen/mqttgen/deploy"
 	"github.com/mqttgen/mqttgen/engine"
@@ -71,14 +73,7 @@ deploy: project: "PROJECT"
 	if err != nil || len(dataBefore) == 0 {
 		t.Fatalf("data files: %v %v", err, dataBefore)
 	}
-	o, err := deploy.Observe(ctx, cli, d.Project, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp, err := deploy.PlanRestore(ctx, cli, d, o, a, deploy.RestoreOptions{})
-	if err != nil {
-		t.Fatalf("plan the restore: %v", err)
-	}
+	rp := planRestore(t, cli, d, a)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := deploy.Restore(cancelled, cli, d, rp, deploy.Options{ReadyTimeout: 15 * time.Second}); err == nil {
@@ -116,13 +111,7 @@ deploy: project: "PROJECT"
 		}
 		return injected
 	}
-	o, err = deploy.Observe(ctx, cli, d.Project, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rp, err = deploy.PlanRestore(ctx, cli, d, o, a, deploy.RestoreOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	rp = planRestore(t, cli, d, a)
 	_, err = deploy.Restore(ctx, cli, d, rp, deploy.Options{ReadyTimeout: 15 * time.Second, Fault: fault})
 	var re *deploy.RestoreError
 	if !errors.As(err, &re) || !errors.Is(err, injected) || !re.RolledBack || re.RollbackErr != nil {
@@ -141,4 +130,19 @@ deploy: project: "PROJECT"
 	if p, _ := plan(t, cli, h.desired()); !p.Empty() {
 		t.Errorf("plan after the write-back:\n%s", planText(t, p))
 	}
+}
+
+// planRestore observes the project and plans restoring archive a over it.
+func planRestore(t *testing.T, cli *client.Client, d *deploy.Desired, a *backup.Archive) *deploy.RestorePlan {
+	t.Helper()
+	ctx := context.Background()
+	o, err := deploy.Observe(ctx, cli, d.Project, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, err := deploy.PlanRestore(ctx, cli, d, o, a, deploy.RestoreOptions{})
+	if err != nil {
+		t.Fatalf("plan the restore: %v", err)
+	}
+	return rp
 }

@@ -125,6 +125,21 @@ type mqttClient struct {
 	seen chan string
 }
 
+// waitBridged publishes the garage door's state at the satellite every
+// second until the hub's client has it: the bridge connects within its
+// restart_timeout.
+func waitBridged(t *testing.T, door, ha *mqttClient) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for ha.count("home/garage_door/state") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the satellite's state never reached the hub")
+		}
+		door.pub(t, "home/garage_door/state", "closed")
+		time.Sleep(time.Second)
+	}
+}
+
 func login(t *testing.T, s *sitesHome, port int, user, clientID string, clean bool) *mqttClient {
 	t.Helper()
 	pw, err := s.h.AccountPassword(user)
@@ -233,15 +248,7 @@ func testSitesBridge(t *testing.T, broker, extra string) {
 	hall := login(t, s, s.hubPort, "hall", "hall", true)
 	hall.sub(t, "home/+/set")
 
-	// The bridge connects within its restart_timeout.
-	deadline := time.Now().Add(60 * time.Second)
-	for ha.count("home/garage_door/state") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the satellite's state never reached the hub")
-		}
-		door.pub(t, "home/garage_door/state", "closed")
-		time.Sleep(time.Second)
-	}
+	waitBridged(t, door, ha)
 	ha.pub(t, "home/garage_door/set", "open")
 	door.waitFor(t, "home/garage_door/set", 1, 20*time.Second)
 	ha.pub(t, "home/hall/set", "on")
@@ -446,14 +453,7 @@ func TestSitesTCP(t *testing.T) {
 	ha := login(t, s, s.hubPort, "ha", "ha", true)
 	ha.sub(t, "home/#")
 	door := login(t, s, s.ports["garage"], "garage_door", "door", true)
-	deadline := time.Now().Add(60 * time.Second)
-	for ha.count("home/garage_door/state") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the satellite's state never reached the hub")
-		}
-		door.pub(t, "home/garage_door/state", "closed")
-		time.Sleep(time.Second)
-	}
+	waitBridged(t, door, ha)
 }
 
 // TestSitesZigbee2MQTT: Zigbee2MQTT's user logs in at the garage, next to

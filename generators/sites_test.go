@@ -122,11 +122,7 @@ func TestSitesLoops(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := loopBase + "\t\tshare: [" + c.share + "]\n\t}\n}\n"
-			cfg, diags := schema.LoadSource("home.cue", []byte(src))
-			if diags.Errors() > 0 {
-				t.Fatal(diags)
-			}
-			got := CheckSites(cfg).Error()
+			got := sitesErrors(t, src)
 			if c.want != "" {
 				c.want += "; bridge each topic one way, or give the two sides prefixes that keep them apart"
 			}
@@ -156,12 +152,8 @@ func TestFiltersOverlap(t *testing.T) {
 // they can reach.
 func TestSitesHubListener(t *testing.T) {
 	src := strings.Replace(loopBase, "listeners: mqtt: port: 1883", `listeners: mqtt: {port: 1883, bind: "127.0.0.1"}`, 1) + "\t}\n}\n"
-	cfg, diags := schema.LoadSource("home.cue", []byte(src))
-	if diags.Errors() > 0 {
-		t.Fatal(diags)
-	}
 	want := `home.cue:3:31: listeners.mqtt.bind: the satellites' bridges connect to the hub's listener mqtt at house.home.arpa, but it listens on 127.0.0.1 alone: bind it to an address they reach, or leave bind out`
-	if got := CheckSites(cfg).Error(); got != want {
+	if got := sitesErrors(t, src); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
@@ -189,14 +181,20 @@ func TestSitesUserLoops(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := loopBase + "\t}\n}\nusers: " + c.user + "\n"
-			cfg, diags := schema.LoadSource("home.cue", []byte(src))
-			if diags.Errors() > 0 {
-				t.Fatal(diags)
-			}
-			got := CheckSites(cfg).Error()
+			got := sitesErrors(t, src)
 			if got != c.want {
 				t.Errorf("got\n%s\nwant\n%s", got, c.want)
 			}
 		})
 	}
+}
+
+// sitesErrors loads the home in src and returns what CheckSites says of it.
+func sitesErrors(t *testing.T, src string) string {
+	t.Helper()
+	cfg, diags := schema.LoadSource("home.cue", []byte(src))
+	if diags.Errors() > 0 {
+		t.Fatal(diags)
+	}
+	return CheckSites(cfg).Error()
 }

@@ -9,11 +9,23 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/mqttgen/mqttgen/kube"
 	"github.com/mqttgen/mqttgen/kube/kubetest"
 )
+
+// cluster starts an API server and returns an applier and a client for it.
+func cluster(t *testing.T) (applier, *kubernetes.Clientset) {
+	t.Helper()
+	cfg := kubetest.Start(t)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newApplier(t, cfg), cs
+}
 
 // applier applies manifests as the tests read them: an error alone.
 type applier struct{ *kube.Applier }

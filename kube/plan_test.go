@@ -12,10 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/mqttgen/mqttgen/kube"
-	"github.com/mqttgen/mqttgen/kube/kubetest"
 	"github.com/mqttgen/mqttgen/schema"
 )
 
@@ -66,12 +64,7 @@ func checkGolden(t *testing.T, file string, got []byte) {
 // plan's text is a golden file, applying it makes the cluster's objects
 // the home's (the next plan is empty), and what the plan destroys is gone.
 func TestPlanApply(t *testing.T) {
-	cfg := kubetest.Start(t)
-	a := newApplier(t, cfg)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, cs := cluster(t)
 	ctx := context.Background()
 	home := `package home
 
@@ -192,12 +185,7 @@ deploy: {
 // A namespace that exists without mqttgen's labels is used, never changed
 // nor destroyed; the plan's JSON holds the same operations, redacted.
 func TestNamespaceNotOurs(t *testing.T) {
-	cfg := kubetest.Start(t)
-	a := newApplier(t, cfg)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, cs := cluster(t)
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shared", Labels: map[string]string{"team": "home"}}}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,18 +59,8 @@ func snapshot(t *testing.T, cs kubernetes.Interface, ns string) map[string]strin
 	return out
 }
 
-// Without a kubelet no pod ever runs: the wait for the rollout times out,
-// and the rollback leaves the objects as they were before the apply (or
-// removes those it created).
-func TestRollbackOnTimeout(t *testing.T) {
-	cfg := kubetest.Start(t)
-	a := newApplier(t, cfg)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	home := `package home
+// mqttHome is a home on a cluster, in namespace mqtt.
+const mqttHome = `package home
 
 broker: image: "eclipse-mosquitto:2.0.20"
 listeners: mqtt: port: 1883
@@ -81,6 +70,14 @@ deploy: {
 	kubernetes: namespace: "mqtt"
 }
 `
+
+// Without a kubelet no pod ever runs: the wait for the rollout times out,
+// and the rollback leaves the objects as they were before the apply (or
+// removes those it created).
+func TestRollbackOnTimeout(t *testing.T) {
+	a, cs := cluster(t)
+	ctx := context.Background()
+	home := mqttHome
 	applyAndFail := func(t *testing.T, src string) *kube.Plan {
 		t.Helper()
 		d := desired(t, src)
@@ -163,23 +160,9 @@ deploy: {
 // would write it (here the test writes it): rolled out ends the wait; a
 // pod whose broker crash-loops ends it early with the kubelet's reason.
 func TestWaitRollout(t *testing.T) {
-	cfg := kubetest.Start(t)
-	a := newApplier(t, cfg)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, cs := cluster(t)
 	ctx := context.Background()
-	home := `package home
-
-broker: image: "eclipse-mosquitto:2.0.20"
-listeners: mqtt: port: 1883
-users: admin: acl: ["readwrite #"]
-deploy: {
-	target: "kubernetes"
-	kubernetes: namespace: "mqtt"
-}
-`
+	home := mqttHome
 	apply := func(src string) *kube.Desired {
 		d := desired(t, src)
 		o, p := planOf(t, a, d)
@@ -193,14 +176,7 @@ deploy: {
 	t.Run("rolled out", func(t *testing.T) {
 		go func() {
 			time.Sleep(time.Second)
-			sts, err := cs.AppsV1().StatefulSets("mqtt").Get(ctx, "mqttgen", metav1.GetOptions{})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1,
-				AvailableReplicas: 1, CurrentRevision: "mqttgen-1", UpdateRevision: "mqttgen-1"}
-			if _, err := cs.AppsV1().StatefulSets("mqtt").UpdateStatus(ctx, sts, metav1.UpdateOptions{}); err != nil {
+			if err := kubetest.RolledOut(ctx, cs, "mqtt", "mqttgen"); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -250,12 +226,7 @@ func TestWaitLogin(t *testing.T) {
 		}
 		t.Skip("mosquitto is not on PATH")
 	}
-	cfg := kubetest.Start(t)
-	a := newApplier(t, cfg)
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, cs := cluster(t)
 	ctx := context.Background()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -119,14 +118,7 @@ deploy: {
 	// ends and apply completes.
 	go func() {
 		time.Sleep(2 * time.Second)
-		sts, err := cs.AppsV1().StatefulSets("mqtt").Get(ctx, "mqttgen", metav1.GetOptions{})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1,
-			AvailableReplicas: 1, CurrentRevision: "mqttgen-1", UpdateRevision: "mqttgen-1"}
-		if _, err := cs.AppsV1().StatefulSets("mqtt").UpdateStatus(ctx, sts, metav1.UpdateOptions{}); err != nil {
+		if err := kubetest.RolledOut(ctx, cs, "mqtt", "mqttgen"); err != nil {
 			t.Error(err)
 		}
 	}()

@@ -69,13 +69,7 @@ func planKube(cmd *cobra.Command, h *workspace.Home, detailed, asJSON bool, out 
 		return err
 	}
 	p := kube.Reconcile(d, o)
-	w := cmd.OutOrStdout()
-	if asJSON {
-		err = p.WriteJSON(w)
-	} else {
-		err = p.WriteText(w)
-	}
-	if err != nil {
+	if err := writePlan(cmd.OutOrStdout(), p, asJSON); err != nil {
 		return err
 	}
 	if detailed && !p.Empty() {

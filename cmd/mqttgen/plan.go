@@ -90,12 +90,7 @@ renders.`,
 			p := deploy.Reconcile(d, o)
 			w := cmd.OutOrStdout()
 			needs := deploy.Needs(ctx, cli, d, o, p)
-			if asJSON {
-				err = p.WriteJSON(w)
-			} else {
-				err = p.WriteText(w)
-			}
-			if err != nil {
+			if err := writePlan(w, p, asJSON); err != nil {
 				return err
 			}
 			// What apply will need from the engine and its host.
@@ -171,4 +166,16 @@ func dockerTarget(h *workspace.Home) error {
 		return fmt.Errorf(`deploy.target is %q: this drives the Docker engine; for a cluster, run "mqttgen plan" and "mqttgen apply" on the home, or "mqttgen render" and "kubectl apply -k out/kubernetes"`, t)
 	}
 	return nil
+}
+
+// writePlan writes a plan of either target (Docker or Kubernetes, in the
+// same notation) as JSON or as text.
+func writePlan(w io.Writer, p interface {
+	WriteText(io.Writer) error
+	WriteJSON(io.Writer) error
+}, asJSON bool) error {
+	if asJSON {
+		return p.WriteJSON(w)
+	}
+	return p.WriteText(w)
 }

@@ -25,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -217,4 +220,18 @@ func waitReady(t testing.TB, cfg *rest.Config, certDir string, exited <-chan str
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("kube-apiserver not ready in 90s: %s", last)
+}
+
+// RolledOut writes the status of StatefulSet namespace/name as its
+// controller would once every replica runs the current revision: there is
+// no controller here to write it.
+func RolledOut(ctx context.Context, cs kubernetes.Interface, namespace, name string) error {
+	sts, err := cs.AppsV1().StatefulSets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	sts.Status = appsv1.StatefulSetStatus{ObservedGeneration: sts.Generation, Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1,
+		AvailableReplicas: 1, CurrentRevision: name + "-1", UpdateRevision: name + "-1"}
+	_, err = cs.AppsV1().StatefulSets(namespace).UpdateStatus(ctx, sts, metav1.UpdateOptions{})
+	return err
 }

@@ -446,7 +446,7 @@ func (cl *Client) Read(packetHandler ReadFn) error {
 		}
 
 		cl.refreshDeadline(cl.State.Keepalive)
-		if w, ok := cl.Net.Conn.(readWaiter); ok && cl.Net.bconn != nil && cl.Net.bconn.Buffered() == 0 {
+		if w, ok := cl.Net.Conn.(readWaiter); ok && w.WaitsForInput() && cl.Net.bconn != nil && cl.Net.bconn.Buffered() == 0 {
 			// Waiting for input, the client keeps no read buffer.
 			size := cl.Net.bconn.Size()
 			cl.Net.bconn.Reset(nil)
@@ -493,6 +493,8 @@ func newReader(c io.Reader, size int) *bufio.Reader {
 // than the buffered reader's Read (mqttgen: its connection wrapper), where
 // an idle client's goroutine then waits (see Server.attachClient).
 type readWaiter interface {
+	// WaitsForInput reports whether WaitReadable waits (if not, Read does).
+	WaitsForInput() bool
 	WaitReadable() error
 }
 
